@@ -1,0 +1,35 @@
+# Stage 1: a deterministic checkpoint for factory models without one, and the PyTorch reference
+# inputs/outputs every later parity check compares against.
+
+
+rule checkpoint:
+    output:
+        f"{R}/{{model}}/checkpoint.pt",
+    params:
+        spec=model_json,
+        code=lambda w: code("trtpipe.models", model=w.model),
+    log:
+        f"{R}/{{model}}/logs/checkpoint.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{TRTPIPE} checkpoint --model-spec {params.spec:q} --out {output} --log {log}"
+
+
+rule reference:
+    input:
+        checkpoint_input,
+    output:
+        f"{R}/{{model}}/reference.npz",
+    params:
+        spec=model_json,
+        checkpoint=lambda w: checkpoint_path(w.model),
+        batches=lambda w: ",".join(map(str, SWEEP.reference_batches(w.model))),
+        code=lambda w: code("trtpipe.reference", "trtpipe.models", model=w.model),
+    log:
+        f"{R}/{{model}}/logs/reference.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{TRTPIPE} reference --model-spec {params.spec:q} --checkpoint {params.checkpoint:q}"
+        " --batches {params.batches} --out {output} --log {log}"

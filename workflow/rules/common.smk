@@ -1,0 +1,101 @@
+# Input functions, target lists and the command prefix shared by every rule file.
+import json
+import re
+import os
+import shlex
+import sys
+
+from snakemake.settings.types import DeploymentMethod
+
+from trtpipe import codehash
+
+R = SWEEP.results
+PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
+
+# With --sdm conda the env's own python runs the stage; otherwise the interpreter running Snakemake,
+# which has the pip-installed stack even when its virtualenv is not activated.
+_PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
+TRTPIPE = f"PYTHONPATH={shlex.quote(PACKAGE_DIR)}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(_PYTHON)} -m trtpipe"
+
+# Benchmarks own the machine: they claim every core Snakemake schedules (even when --cores exceeds the
+# machine's), so no other job runs beside a timing. The backend itself uses the CPUs that exist.
+BENCH_THREADS = max(1, workflow.cores or 1)
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
+    variant=r"static-b[0-9]+|dynamic",
+    precision="|".join(SWEEP.precisions),
+    profile=r"static|[A-Za-z0-9_]+",
+    backend="|".join(SWEEP.backends),
+
+
+def as_json(value):
+    """Deterministic JSON for params: Snakemake reruns a job when its params text changes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def model_json(w):
+    return SWEEP.models[w.model].to_json()
+
+
+def factory_modules(model):
+    """Package modules and files that define a model, so editing them reruns its chain."""
+    spec = SWEEP.models[model]
+    if not spec.factory:
+        return (), ()
+    target = spec.factory.rpartition(":")[0]
+    if target.endswith(".py") or "/" in target:
+        return (), (target,)
+    return ((target,) if target.split(".")[0] == "trtpipe" else ()), ()
+
+
+def code(*modules, model=None):
+    """Digest of the package code a rule runs (see trtpipe/codehash.py)."""
+    if model is None:
+        return codehash.digest(*modules)
+    extra_modules, extra_files = factory_modules(model)
+    return codehash.digest(*modules, *extra_modules, extra_files=extra_files)
+
+
+def checkpoint_path(model):
+    return SWEEP.models[model].checkpoint or f"{R}/{model}/checkpoint.pt"
+
+
+def checkpoint_input(w):
+    # A missing user checkpoint is left out of the DAG so that its job, not the whole sweep, fails
+    # with one clear sentence; the other models still finish under --keep-going.
+    path = checkpoint_path(w.model)
+    return [path] if SWEEP.models[w.model].checkpoint is None or os.path.exists(path) else []
+
+
+def tolerance_json(precision="fp32"):
+    return as_json(SWEEP.tolerance(precision))
+
+
+def onnx_for_engine(w):
+    return f"{R}/{w.model}/onnx/{w.variant}.sim.onnx"
+
+
+def engine_profile_json(w):
+    return SWEEP.engine_profile(w.model, w.variant, w.profile).to_json()
+
+
+def bench_batches(w):
+    profile = SWEEP.engine_profile(w.model, w.variant, w.profile)
+    return ",".join(map(str, SWEEP.bench_batches(w.model, profile)))
+
+
+def engine_stem(t):
+    return f"{R}/{t.model}/engines/{t.backend}/{t.stem}"
+
+
+ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
+BENCH_FILES = [f"{R}/{t.model}/bench/{t.backend}/{t.stem}.csv" for t in ENGINE_TARGETS]
+ACCURACY_FILES = (
+    [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]
+    + [f"{R}/{t.model}/accuracy/engine.{t.backend}.{t.stem}.csv" for t in ENGINE_TARGETS]
+)
+SIMPLIFY_STATS = [f"{R}/{m}/onnx/{v}.sim.json" for m in SWEEP.models for v in SWEEP.variants(m)]
+PLOTS = [f"{R}/summary/plots/{m}.png" for m in SWEEP.models]
+SUMMARY_FILES = [f"{R}/summary/{name}" for name in ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")] + PLOTS

@@ -1,0 +1,46 @@
+# Stage 2: ONNX export (one static graph per batch size, one dynamic graph), and stage 3: the check
+# that proves each export matches PyTorch and that the dynamic one really is dynamic.
+
+
+rule export:
+    input:
+        checkpoint_input,
+    output:
+        f"{R}/{{model}}/onnx/{{variant}}.onnx",
+    params:
+        spec=model_json,
+        checkpoint=lambda w: checkpoint_path(w.model),
+        exporter=SWEEP.export["exporter"],
+        opset=SWEEP.export["opset"],
+        dummy_batch=SWEEP.export["dummy_batch"],
+        code=lambda w: code("trtpipe.export", model=w.model),
+    log:
+        f"{R}/{{model}}/logs/export.{{variant}}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{TRTPIPE} export --model-spec {params.spec:q} --checkpoint {params.checkpoint:q} --variant {wildcards.variant}"
+        " --exporter {params.exporter} --opset {params.opset} --dummy-batch {params.dummy_batch}"
+        " --out {output} --log {log}"
+
+
+rule check_export:
+    input:
+        onnx=f"{R}/{{model}}/onnx/{{variant}}.onnx",
+        reference=f"{R}/{{model}}/reference.npz",
+    output:
+        accuracy=f"{R}/{{model}}/accuracy/export.{{variant}}.csv",
+        report=f"{R}/{{model}}/onnx/{{variant}}.check.json",
+    params:
+        spec=model_json,
+        tolerance=tolerance_json(),
+        dummy_batch=SWEEP.export["dummy_batch"],
+        code=code("trtpipe.check"),
+    log:
+        f"{R}/{{model}}/logs/check_export.{{variant}}.log",
+    conda:
+        "../../envs/onnx.yaml"
+    shell:
+        "{TRTPIPE} check-export --model-spec {params.spec:q} --onnx {input.onnx} --reference {input.reference}"
+        " --variant {wildcards.variant} --tolerance {params.tolerance:q} --dummy-batch {params.dummy_batch}"
+        " --accuracy-out {output.accuracy} --report-out {output.report} --log {log}"

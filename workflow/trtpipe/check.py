@@ -1,0 +1,152 @@
+"""Check an exported ONNX against PyTorch, and prove that a dynamic export really is dynamic.
+
+For the dynamic variant: every declared axis must be symbolic in the graph, and the graph must
+reproduce PyTorch (shapes and values) at batch sizes other than the one it was traced with, and at
+the min/max of every dynamic non-batch axis. A model that hard-codes its batch (`x.view(2, -1)`)
+fails here with the axis, the batch, the usual cause and the fix, not later in an engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DynamicExportError, ParityError
+from .inputs import describe
+from .parity import first_failure, parity_rows
+from .reference import Reference
+from .spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+CAUSE_AND_FIX = (
+    "usual cause: forward() hard-codes that size (x.view(2, -1), a reshape to constants, or a Python int read "
+    "from x.shape and frozen by tracing); fix: derive it from the tensor (x.flatten(1), x.view(x.size(0), -1), "
+    "x.reshape(-1, ...)) and re-export"
+)
+
+
+def graph_dims(graph) -> dict[str, list[int | str]]:
+    """Input name -> dims (int when fixed, the symbol when dynamic, '?' when unnamed)."""
+    out = {}
+    for value in graph.graph.input:
+        dims = []
+        for d in value.type.tensor_type.shape.dim:
+            dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?"))
+        out[value.name] = dims
+    return out
+
+
+def suspicious_reshapes(graph, sizes: dict[int, str]) -> list[str]:
+    """Reshape nodes whose constant target shape contains a traced dynamic size (e.g. the dummy batch)."""
+    from onnx import numpy_helper
+
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(attr.t)
+    found = []
+    for node in graph.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        target = [int(v) for v in np.asarray(constants[node.input[1]]).ravel()]
+        hits = [f"{v} ({sizes[v]})" for v in target if v in sizes]
+        if hits:
+            found.append(f"Reshape {node.name or node.output[0]!r} to constant {target} contains {', '.join(hits)}")
+    return found
+
+
+def check_export(
+    onnx_path: str | Path,
+    spec: ModelSpec,
+    reference_path: str | Path,
+    variant: str,
+    tolerance: dict[str, float],
+    dummy_batch: int,
+    shown_as: str | Path | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Returns (accuracy rows, report); raises DynamicExportError / ParityError with one sentence.
+
+    `shown_as` names the artifact in messages when `onnx_path` is a temporary file.
+    """
+    import onnx
+
+    from .backends.onnxruntime import RunFailure, run_session, session
+
+    graph = onnx.load(str(onnx_path))
+    sess = session(str(onnx_path), level="basic")
+    onnx_path = str(shown_as or onnx_path)
+    dims = graph_dims(graph)
+    missing = [n for n in spec.input_names if n not in dims]
+    if missing:
+        raise DynamicExportError(
+            f"{onnx_path}: the graph has no input {missing[0]!r} (it has {', '.join(dims)}); fix: make "
+            f"models.{spec.name}.inputs name forward()'s arguments, then re-export."
+        )
+    dynamic = variant == "dynamic"
+    traced_sizes = {dummy_batch: "the traced batch"}
+    for inp in spec.inputs:
+        for d in inp.dynamic:
+            traced_sizes.setdefault(inp.shape[d.axis - 1], f"the traced {d.name}")
+    suspects = suspicious_reshapes(graph, traced_sizes) if dynamic else []
+    for s in suspects:
+        log.warning("suspicious: %s", s)
+
+    if dynamic:
+        for inp in spec.inputs:
+            for axis, name in inp.dim_names().items():
+                value = dims[inp.name][axis]
+                if isinstance(value, int):
+                    raise DynamicExportError(
+                        f"{onnx_path}: input {inp.name!r} axis {axis} ({name}) is fixed to {value} in the exported graph, "
+                        f"so this export is not dynamic; {CAUSE_AND_FIX}."
+                    )
+
+    reference = Reference(reference_path)
+    if dynamic:
+        cases = reference.cases()
+    else:
+        cases = reference.cases_for_batch(int(variant.removeprefix("static-b")))
+    names = [o.name for o in sess.get_outputs()]
+    labels = {"model": spec.name, "stage": "export", "variant": variant, "precision": "fp32",
+              "backend": "onnxruntime", "profile": ""}
+    rows: list[dict[str, Any]] = []
+    for case in cases:
+        what = f"{onnx_path} at batch {case.batch} ({describe(case.inputs)})"
+        try:
+            outputs = run_session(sess, case.inputs, what)
+        except RunFailure as exc:
+            if not dynamic:
+                raise
+            hint = f" Suspects: {'; '.join(suspects)}." if suspects else ""
+            raise DynamicExportError(
+                f"{exc} — the graph traced at batch {dummy_batch} does not run at batch {case.batch} "
+                f"({case.id}); {CAUSE_AND_FIX}.{hint}"
+            ) from exc
+        for name, got, want in zip(names, outputs, case.outputs):
+            if got.shape != want.shape:
+                axis = next((i for i, (a, b) in enumerate(zip(got.shape, want.shape)) if a != b), 0)
+                raise DynamicExportError(
+                    f"{onnx_path}: output {name!r} at batch {case.batch} ({case.id}) has shape {list(got.shape)} but PyTorch "
+                    f"gives {list(want.shape)}: axis {axis} does not follow the input; {CAUSE_AND_FIX}."
+                )
+        rows += parity_rows(labels, case.id, case.batch, names, outputs, case.outputs, tolerance)
+        log.info("export parity %s: max abs err %.3g", case.id, max(r["max_abs_err"] for r in rows[-len(names):]))
+    failed = first_failure(rows)
+    if failed:
+        cls = DynamicExportError if dynamic and failed["case"] != f"b{dummy_batch}" else ParityError
+        extra = f" The values differ away from the traced batch: {CAUSE_AND_FIX}." if cls is DynamicExportError else \
+            " fix: check for ops that export differently (custom autograd functions, in-place ops on inputs)."
+        raise cls(
+            f"{onnx_path}: output {failed['output']!r} at batch {failed['batch']} ({failed['case']}) differs from PyTorch "
+            f"(max abs err {failed['max_abs_err']:.3g}, max rel err {failed['max_rel_err']:.3g}; tolerance atol "
+            f"{failed['atol']:g}, rtol {failed['rtol']:g}).{extra}"
+        )
+    report = {"onnx": onnx_path, "variant": variant, "input_dims": dims, "cases": [c.id for c in cases],
+              "suspicious_reshapes": suspects, "nodes": len(graph.graph.node)}
+    return rows, report

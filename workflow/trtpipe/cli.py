@@ -1,0 +1,219 @@
+"""`python -m trtpipe <stage> ...`: every Snakemake rule is one of these commands, and a user can run
+any of them by hand.
+
+Progress goes to the job's log (--log); a user error ends the command with one sentence on stderr
+and exit status 2, so Snakemake's own output shows what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import TrtpipeError
+
+log = logging.getLogger("trtpipe")
+
+
+def _batches(text: str) -> list[int]:
+    return sorted({int(b) for b in text.split(",") if b.strip()})
+
+
+def _spec(args):
+    from .spec import ModelSpec
+
+    return ModelSpec.from_json(args.model_spec)
+
+
+def cmd_validate_config(args) -> None:
+    from .config import load_file
+
+    sweep = load_file(args.config)
+    print(f"{args.config}: valid; {len(sweep.models)} model(s): {', '.join(sweep.models)}")
+
+
+def cmd_checkpoint(args) -> None:
+    import torch
+
+    from .io import atomic_path
+    from .models import resolve_factory
+
+    spec = _spec(args)
+    torch.manual_seed(spec.seed)
+    model = resolve_factory(spec.factory)(**spec.factory_kwargs)
+    with atomic_path(args.out) as tmp:
+        torch.save(model.state_dict(), tmp)
+    n = sum(p.numel() for p in model.parameters())
+    log.info("wrote seeded checkpoint %s (%s parameters, seed %d)", args.out, f"{n:,}", spec.seed)
+
+
+def cmd_reference(args) -> None:
+    from .reference import make_reference
+
+    make_reference(_spec(args), args.checkpoint, _batches(args.batches), args.out)
+
+
+def cmd_export(args) -> None:
+    from .export import export_onnx
+
+    export_onnx(_spec(args), args.checkpoint, args.variant, args.out, args.exporter, args.opset, args.dummy_batch)
+
+
+def cmd_check_export(args) -> None:
+    from .check import check_export
+    from .io import write_json
+    from .parity import write_rows
+
+    rows, report = check_export(args.onnx, _spec(args), args.reference, args.variant, json.loads(args.tolerance), args.dummy_batch)
+    write_rows(args.accuracy_out, rows)
+    write_json(args.report_out, report)
+
+
+def cmd_simplify(args) -> None:
+    from .io import write_json
+    from .parity import write_rows
+    from .simplify import simplify
+
+    rows, stats = simplify(args.onnx, args.out, _spec(args), args.reference, args.variant, args.tool,
+                           json.loads(args.tolerance), args.dummy_batch)
+    write_rows(args.accuracy_out, rows)
+    write_json(args.stats_out, stats)
+
+
+def cmd_build_engine(args) -> None:
+    from .engine import build_engine
+    from .parity import write_rows
+    from .spec import Profile
+
+    rows = build_engine(
+        args.backend, args.onnx, args.engine_out, args.sidecar_out, _spec(args), args.variant, args.precision,
+        Profile.from_dict(json.loads(args.profile)), json.loads(args.options), args.reference, json.loads(args.tolerance),
+    )
+    write_rows(args.accuracy_out, rows)
+
+
+def cmd_benchmark(args) -> None:
+    from .benchmark import benchmark_engine
+    from .io import write_csv
+    from .timing import TimingSettings
+
+    settings = json.loads(args.settings)
+    # An explicit intra-op count wins; else one thread per core the job owns and the machine has.
+    threads = args.intra_op_threads or min(args.threads, len(os.sched_getaffinity(0)))
+    frame = benchmark_engine(args.engine, args.sidecar, _spec(args), _batches(args.batches),
+                             TimingSettings.from_config(settings), settings.get("input_sets", 4), threads)
+    write_csv(args.out, frame)
+
+
+def cmd_summarize(args) -> None:
+    from .report import summarize
+
+    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir)
+    print(f"report: {Path(args.out_dir) / 'report.html'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trtpipe", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, fn, help_text, model=True):
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(fn=fn)
+        p.add_argument("--log", help="append progress to this file (default: stderr)")
+        if model:
+            p.add_argument("--model-spec", required=True, help="the model's spec as JSON (see trtpipe.spec.ModelSpec)")
+        return p
+
+    p = command("validate-config", cmd_validate_config, "validate a config file", model=False)
+    p.add_argument("config")
+
+    p = command("checkpoint", cmd_checkpoint, "write a deterministic seeded checkpoint for a factory model")
+    p.add_argument("--out", required=True)
+
+    p = command("reference", cmd_reference, "PyTorch reference inputs/outputs for every later parity check")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--batches", required=True, help="comma-separated batch sizes")
+    p.add_argument("--out", required=True)
+
+    p = command("export", cmd_export, "export one ONNX variant (static-bN or dynamic)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--dummy-batch", type=int, default=2)
+    p.add_argument("--out", required=True)
+
+    for name, fn, help_text in (
+        ("check-export", cmd_check_export, "check an export against PyTorch; prove a dynamic export is dynamic"),
+        ("simplify", cmd_simplify, "simplify an ONNX and check it against PyTorch"),
+    ):
+        p = command(name, fn, help_text)
+        p.add_argument("--onnx", required=True)
+        p.add_argument("--reference", required=True)
+        p.add_argument("--variant", required=True)
+        p.add_argument("--tolerance", required=True, help='JSON, e.g. {"atol": 1e-4, "rtol": 1e-3}')
+        p.add_argument("--dummy-batch", type=int, default=2)
+        p.add_argument("--accuracy-out", required=True)
+        if name == "check-export":
+            p.add_argument("--report-out", required=True)
+        else:
+            p.add_argument("--tool", choices=["onnxsim", "onnxslim", "none"], default="onnxsim")
+            p.add_argument("--out", required=True)
+            p.add_argument("--stats-out", required=True)
+
+    p = command("build-engine", cmd_build_engine, "build one engine for a profile, with its sidecar and parity")
+    p.add_argument("--backend", required=True)
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--profile", required=True, help='JSON: {"name": ..., "min": 1, "opt": 4, "max": 32}')
+    p.add_argument("--options", default="{}", help="backend options as JSON")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--tolerance", required=True)
+    p.add_argument("--engine-out", required=True)
+    p.add_argument("--sidecar-out", required=True)
+    p.add_argument("--accuracy-out", required=True)
+
+    p = command("benchmark", cmd_benchmark, "time an engine at batch sizes inside its profile")
+    p.add_argument("--engine", required=True)
+    p.add_argument("--sidecar", required=True)
+    p.add_argument("--batches", required=True)
+    p.add_argument("--settings", default="{}", help="benchmark settings as JSON (see config.yaml: benchmark)")
+    p.add_argument("--threads", type=int, default=0, help="cores this job owns (0: the backend decides)")
+    p.add_argument("--intra-op-threads", type=int, default=0, help="threads for the backend; 0: use --threads")
+    p.add_argument("--out", required=True)
+
+    p = command("summarize", cmd_summarize, "summary CSVs, plots and report", model=False)
+    p.add_argument("--bench", nargs="*", default=[])
+    p.add_argument("--accuracy", nargs="*", default=[])
+    p.add_argument("--simplify-stats", nargs="*", default=[])
+    p.add_argument("--out-dir", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    log.info("trtpipe %s", " ".join(sys.argv[1:] if argv is None else argv))
+    try:
+        args.fn(args)
+    except TrtpipeError as exc:
+        log.error("%s", exc)
+        print(f"trtpipe {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        log.exception("unexpected failure")
+        if args.log:
+            print(f"trtpipe {args.command}: unexpected failure; the trace is in {args.log}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

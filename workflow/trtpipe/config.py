@@ -1,0 +1,278 @@
+"""Load and validate the sweep configuration.
+
+Schema errors and semantic errors both become one ConfigError sentence: the file, the key, the
+value and the fix. The resulting `Sweep` answers every question the Snakefile asks (targets,
+profiles, batch sizes), so the rules themselves carry no logic.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+# The seeds' three use cases (online latency, dynamic batching, offline throughput).
+PRESET_PROFILES = {
+    "latency": {"min": 1, "opt": 1, "max": 1},
+    "dynamic": {"min": 1, "opt": 4, "max": 32},
+    "offline": {"min": 128, "opt": 128, "max": 128},
+}
+
+# Polygraphy's rule: an element fails only if it exceeds both atol and rtol.
+DEFAULT_TOLERANCES = {"fp32": {"atol": 1e-4, "rtol": 1e-3}}
+
+REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch (2)
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    model: str
+    backend: str
+    variant: str
+    precision: str
+    profile: str
+
+    @property
+    def stem(self) -> str:
+        return f"{self.variant}.{self.precision}.{self.profile}"
+
+
+class Sweep:
+    """The validated configuration with defaults filled in."""
+
+    def __init__(self, raw: dict[str, Any], source: str = "config.yaml"):
+        self.source = source
+        self.raw = raw
+        self.results = raw["results"]
+        self.seed = raw["seed"]
+        self.batch_sizes = sorted(raw["batch_sizes"])
+        self.profiles = {**PRESET_PROFILES, **raw["profiles"]}
+        self.backends = list(raw["sweep"]["backends"])
+        self.precisions = list(raw["sweep"]["precisions"])
+        self.export = raw["export"]
+        self.simplify = raw["simplify"]
+        self.onnxruntime = raw["onnxruntime"]
+        self.benchmark = raw["benchmark"]
+        self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
+        for p, t in DEFAULT_TOLERANCES.items():
+            self.tolerances.setdefault(p, dict(t))
+        self.models: dict[str, ModelSpec] = {}
+        self._model_raw = raw["models"]
+        for name, m in sorted(raw["models"].items()):
+            self.models[name] = ModelSpec.from_dict({**m, "name": name, "seed": self.seed})
+
+    # --- per-model views -------------------------------------------------------------------
+    def batch_sizes_for(self, model: str) -> list[int]:
+        return sorted(self._model_raw[model].get("batch_sizes") or self.batch_sizes)
+
+    def profiles_for(self, model: str) -> list[Profile]:
+        names = self._model_raw[model].get("profiles") or self.raw["sweep"]["profiles"]
+        return [self.profile(n) for n in names]
+
+    def profile(self, name: str) -> Profile:
+        p = self.profiles[name]
+        return Profile(name, p["min"], p["opt"], p["max"])
+
+    def variants(self, model: str) -> list[str]:
+        return [f"static-b{b}" for b in self.batch_sizes_for(model)] + ["dynamic"]
+
+    def engine_targets(self, model: str) -> list[EngineTarget]:
+        targets = []
+        for backend in self.backends:
+            for precision in self.precisions:
+                for b in self.batch_sizes_for(model):
+                    targets.append(EngineTarget(model, backend, f"static-b{b}", precision, "static"))
+                for p in self.profiles_for(model):
+                    targets.append(EngineTarget(model, backend, "dynamic", precision, p.name))
+        return targets
+
+    def engine_profile(self, model: str, variant: str, profile: str) -> Profile:
+        if variant.startswith("static-b"):
+            return Profile.static(int(variant[len("static-b"):]))
+        return self.profile(profile)
+
+    def bench_batches(self, model: str, profile: Profile) -> list[int]:
+        """Every configured batch inside the profile, always including opt."""
+        inside = {b for b in self.batch_sizes_for(model) if profile.contains_batch(b)}
+        return sorted(inside | {profile.opt})
+
+    def reference_batches(self, model: str) -> list[int]:
+        return sorted(set(REFERENCE_EXTRA_BATCHES) | set(self.batch_sizes_for(model)))
+
+    def tolerance(self, precision: str) -> dict[str, float]:
+        return self.tolerances[precision]
+
+
+# --- loading -----------------------------------------------------------------------------------
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def load_file(path: str | Path) -> Sweep:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found; fix: pass an existing config file (e.g. config.yaml).")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)}); fix: correct the syntax.")
+    return validate(raw, source=str(path))
+
+
+def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
+    """Fill defaults, check the schema, then the semantics; raise ConfigError with one sentence."""
+    import jsonschema
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with a `models` key; fix: see config.yaml.")
+    data = copy.deepcopy(raw)
+    schema = load_schema()
+    validator_cls = _with_defaults(jsonschema.Draft202012Validator)
+    validator = validator_cls(schema)
+    errors = list(validator.iter_errors(data))
+    if errors:
+        raise ConfigError(_describe(jsonschema.exceptions.best_match(errors), source, schema))
+    _check_semantics(data, source)
+    return Sweep(data, source)
+
+
+def _with_defaults(validator_class):
+    """A validator that fills `default` values as it validates (the jsonschema FAQ recipe)."""
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error, source: str, schema: dict[str, Any]) -> str:
+    key = _key_path(error.absolute_path)
+    value = error.instance
+    kind = error.validator
+    if kind == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
+        bad = extra[0] if extra else "?"
+        where = f"{key}." if key != "(top level)" else ""
+        hint = f" (known keys: {', '.join(known)})" if known else ""
+        return f"{source}: {where}{bad} is not a known key{hint}; fix: remove it or correct its spelling."
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{source}: {key} is missing the required key {missing!r}; fix: add it."
+    if kind == "enum":
+        allowed = ", ".join(str(v) for v in error.validator_value)
+        return f"{source}: {key} = {value!r} is not allowed; fix: use one of {allowed}."
+    if kind == "type":
+        return f"{source}: {key} = {value!r} is not of type {error.validator_value}; fix: give a {error.validator_value}."
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
+        return f"{source}: {key} = {value!r} is out of range; fix: use a value {op} {error.validator_value}."
+    if kind == "pattern":
+        return f"{source}: {key} = {value!r} has the wrong form; fix: match the pattern {error.validator_value}."
+    if kind in ("minItems", "minProperties"):
+        return f"{source}: {key} is empty; fix: give at least {error.validator_value} entr{'y' if error.validator_value == 1 else 'ies'}."
+    if kind == "uniqueItems":
+        return f"{source}: {key} = {value!r} has duplicates; fix: list each value once."
+    if kind == "propertyNames":
+        return f"{source}: {key} has a key {value!r} that is not allowed; fix: use letters, digits, '_' or '-' only."
+    return f"{source}: {key} = {value!r}: {error.message}; fix: see workflow/schemas/config.schema.yaml."
+
+
+def _check_semantics(data: dict[str, Any], source: str) -> None:
+    profiles = {**PRESET_PROFILES, **data["profiles"]}
+    for name, p in data["profiles"].items():
+        if not p["min"] <= p["opt"] <= p["max"]:
+            raise ConfigError(
+                f"{source}: profiles.{name} = min {p['min']}, opt {p['opt']}, max {p['max']} breaks min <= opt <= max; "
+                f"fix: order the three batch sizes."
+            )
+    for name in data["sweep"]["profiles"]:
+        if name not in profiles:
+            raise ConfigError(
+                f"{source}: sweep.profiles names {name!r}, which is not a profile; fix: use one of "
+                f"{', '.join(sorted(profiles))} or define it under profiles."
+            )
+    for model, m in data["models"].items():
+        where = f"models.{model}"
+        for name in m.get("profiles", []):
+            if name not in profiles:
+                raise ConfigError(
+                    f"{source}: {where}.profiles names {name!r}, which is not a profile; fix: use one of "
+                    f"{', '.join(sorted(profiles))} or define it under profiles."
+                )
+        if not m.get("factory") and not m.get("checkpoint"):
+            raise ConfigError(
+                f"{source}: {where} has neither factory nor checkpoint; fix: add factory: 'package.module:function' "
+                f"(and optionally checkpoint: path/to/state_dict.pt)."
+            )
+        if not m.get("factory") and not str(m["checkpoint"]).endswith((".pt2", ".ts", ".jit", ".torchscript", ".pt", ".pth")):
+            raise ConfigError(
+                f"{source}: {where}.checkpoint = {m['checkpoint']!r} is not a TorchScript or .pt2 file and there is no "
+                f"factory to load a state_dict into; fix: add factory: 'package.module:function'."
+            )
+        seen: dict[str, tuple[int, int, int]] = {}
+        names = [i["name"] for i in m["inputs"]]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ConfigError(f"{source}: {where}.inputs names {dup!r} twice; fix: give every input its own name.")
+        for k, inp in enumerate(m["inputs"]):
+            iw = f"{where}.inputs[{k}] ({inp['name']})"
+            if inp["dtype"] in INTEGER_DTYPES and "range" not in inp:
+                raise ConfigError(
+                    f"{source}: {iw} is {inp['dtype']} but has no range; fix: add range: [low, high) so random inputs "
+                    f"are valid (e.g. [0, vocab_size] for token ids)."
+                )
+            if "range" in inp and not inp["range"][0] < inp["range"][1]:
+                raise ConfigError(f"{source}: {iw}.range = {inp['range']} is empty; fix: use [low, high) with low < high.")
+            for axis_s, d in inp.get("dynamic", {}).items():
+                axis = int(axis_s)
+                if axis > len(inp["shape"]):
+                    raise ConfigError(
+                        f"{source}: {iw}.dynamic names axis {axis}, but the input has axes 0 (batch) to {len(inp['shape'])}; "
+                        f"fix: number axes of the full tensor, batch being 0."
+                    )
+                opt = inp["shape"][axis - 1]
+                if not d["min"] <= opt <= d["max"]:
+                    raise ConfigError(
+                        f"{source}: {iw}.dynamic.{axis} = min {d['min']}, max {d['max']} does not contain shape[{axis - 1}] = "
+                        f"{opt}, the opt size; fix: widen the range or change the shape."
+                    )
+                dim = d.get("name") or f"{inp['name']}_dim{axis}"
+                if dim == BATCH_DIM:
+                    raise ConfigError(f"{source}: {iw}.dynamic.{axis}.name = 'batch' is reserved for axis 0; fix: rename it.")
+                if dim in seen and seen[dim] != (d["min"], opt, d["max"]):
+                    raise ConfigError(
+                        f"{source}: {iw}.dynamic.{axis} reuses the dimension name {dim!r} with another range; "
+                        f"fix: give shared dimensions the same min, size and max."
+                    )
+                seen[dim] = (d["min"], opt, d["max"])
+        for b in m.get("batch_sizes", []):
+            if b == 0:
+                raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
+
+
+__all__ = ["Sweep", "EngineTarget", "validate", "load_file", "PRESET_PROFILES"]

@@ -1,0 +1,87 @@
+"""Build one engine per (variant, precision, profile, backend), write its sidecar, check its parity."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .backends import get as get_backend
+from .errors import ParityError
+from .io import atomic_path, write_json
+from .parity import first_failure, parity_rows
+from .reference import Reference
+from .spec import ModelSpec, Profile
+
+log = logging.getLogger(__name__)
+
+
+def profile_shapes(spec: ModelSpec, profile: Profile, variant: str) -> dict[str, list[list[int]]]:
+    shapes = profile.shapes(spec, fixed_dims=variant != "dynamic")
+    return {name: [list(s) for s in triple] for name, triple in shapes.items()}
+
+
+def build_engine(
+    backend: str,
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    sidecar_path: str | Path,
+    spec: ModelSpec,
+    variant: str,
+    precision: str,
+    profile: Profile,
+    options: dict[str, Any],
+    reference_path: str | Path,
+    tolerance: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Returns the engine's parity rows; raises ParityError if the engine disagrees with PyTorch."""
+    module = get_backend(backend)
+    shapes = profile_shapes(spec, profile, variant)
+    triples = {n: tuple(tuple(s) for s in v) for n, v in shapes.items()}
+    start = time.perf_counter()
+    with atomic_path(engine_path) as tmp:
+        fields = module.build(onnx_path, tmp, spec, profile, triples, precision, options)
+        sidecar = {
+            "model": spec.name, "variant": variant, "precision": precision, "backend": backend,
+            "source_onnx": str(onnx_path),
+            "profile": {**profile.to_dict(), "shapes": shapes},
+            **module.identity(),
+            **fields,
+            "build_seconds_total": time.perf_counter() - start,
+            "engine_bytes": os.path.getsize(tmp),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        rows = engine_parity(module, tmp, sidecar, spec, variant, precision, profile, reference_path, tolerance, engine_path)
+        failed = first_failure(rows)
+        if failed:
+            raise ParityError(
+                f"{engine_path}: output {failed['output']!r} at batch {failed['batch']} ({failed['case']}) differs from "
+                f"PyTorch (max abs err {failed['max_abs_err']:.3g}, max rel err {failed['max_rel_err']:.3g}; tolerance atol "
+                f"{failed['atol']:g}, rtol {failed['rtol']:g}); fix: compare with the simplify stage's accuracy rows to find "
+                f"the stage that diverges."
+            )
+        write_json(sidecar_path, sidecar)
+    log.info("built %s (%d bytes) in %.2fs", engine_path, sidecar["engine_bytes"], sidecar["build_seconds_total"])
+    return rows
+
+
+def engine_parity(module, engine_file, sidecar, spec, variant, precision, profile, reference_path, tolerance, shown_as) -> list[dict[str, Any]]:
+    runner = module.load(engine_file, sidecar)
+    reference = Reference(reference_path)
+    dims = ("opt", "min", "max") if variant == "dynamic" else ("opt",)
+    labels = {"model": spec.name, "stage": "engine", "variant": variant, "precision": precision,
+              "backend": sidecar["backend"], "profile": profile.name}
+    rows: list[dict[str, Any]] = []
+    for case in reference.cases_within(profile.min, profile.opt, profile.max, dims):
+        outputs = runner.run(case.inputs)
+        rows += parity_rows(labels, case.id, case.batch, runner.output_names, outputs, case.outputs, tolerance)
+        log.info("engine parity %s on %s: max abs err %.3g", shown_as, case.id,
+                 max(r["max_abs_err"] for r in rows[-len(outputs):]))
+    return rows
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,185 @@
+"""Build a user's (or the zoo's) PyTorch model from a factory and a checkpoint, and call it by input name."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import TrtpipeError
+from .spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def resolve_factory(ref: str) -> Callable[..., Any]:
+    """`package.module:function` or `path/to/file.py:function` -> the callable."""
+    target, _, attr = ref.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        path = Path(target)
+        if not path.exists():
+            raise TrtpipeError(f"factory {ref!r}: file {target} not found; fix: give a path relative to where snakemake runs.")
+        name = f"trtpipe_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.resolve().parent))  # let the file import its neighbours
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise TrtpipeError(
+                f"factory {ref!r}: cannot import module {target!r} ({exc}); fix: install the package or correct the name."
+            ) from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise TrtpipeError(f"factory {ref!r}: {target} has no callable {attr!r}; fix: name a function that returns an nn.Module.")
+    return fn
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """'pt2' (torch.export), 'torchscript' or 'state_dict', by content rather than name where possible."""
+    path = Path(path)
+    if path.suffix == ".pt2":
+        return "pt2"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if any("/code/" in n for n in names):
+            return "torchscript"
+        if any(n.endswith("archive_format") for n in names) and any("/models/" in n for n in names):
+            return "pt2"
+    return "state_dict"
+
+
+def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Module:
+    """The model in eval mode with the checkpoint's weights; one clear sentence on any mismatch."""
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise TrtpipeError(
+            f"model {spec.name}: checkpoint {checkpoint} not found; fix: correct models.{spec.name}.checkpoint in the "
+            f"config, or remove it to benchmark seeded random weights."
+        )
+    kind = checkpoint_kind(checkpoint) if checkpoint is not None else "state_dict"
+    if kind == "torchscript":
+        model = torch.jit.load(str(checkpoint), map_location="cpu")
+    elif kind == "pt2":
+        model = torch.export.load(str(checkpoint)).module()
+    else:
+        if not spec.factory:
+            raise TrtpipeError(
+                f"model {spec.name}: checkpoint {checkpoint} holds a state_dict, which needs a factory to build the "
+                f"module; fix: add models.{spec.name}.factory."
+            )
+        model = resolve_factory(spec.factory)(**spec.factory_kwargs)
+        if not isinstance(model, torch.nn.Module):
+            raise TrtpipeError(f"model {spec.name}: factory {spec.factory} returned {type(model).__name__}, not an nn.Module; fix: return the module.")
+        if checkpoint is not None:
+            _load_state_dict(model, spec, checkpoint)
+    if hasattr(model, "eval") and kind != "pt2":  # exported programs refuse train()/eval()
+        model.eval()
+    return model
+
+
+def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | Path) -> None:
+    try:
+        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrtpipeError(
+            f"model {spec.name}: cannot read checkpoint {checkpoint} as a state_dict ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}); fix: save it with torch.save(model.state_dict(), path)."
+        ) from exc
+    for key in ("state_dict", "model_state_dict", "model"):  # common training-loop wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise TrtpipeError(f"model {spec.name}: checkpoint {checkpoint} holds {type(state).__name__}, not a state_dict; fix: save model.state_dict().")
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"{len(result.missing_keys)} missing key(s), e.g. {result.missing_keys[0]!r}")
+        if result.unexpected_keys:
+            parts.append(f"{len(result.unexpected_keys)} unexpected key(s), e.g. {result.unexpected_keys[0]!r}")
+        raise TrtpipeError(
+            f"model {spec.name}: checkpoint {checkpoint} does not fit the factory's model ({'; '.join(parts)}); "
+            f"fix: check factory_kwargs or strip a 'module.' prefix left by DataParallel."
+        )
+
+
+def forward_arg_names(model: torch.nn.Module) -> list[str] | None:
+    """Names of forward()'s tensor arguments, or None where they cannot be known (*args)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return [a.name for a in model.forward.schema.arguments[1:]]
+    params = inspect.signature(model.forward).parameters.values()
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    return [p.name for p in params]
+
+
+def ordered_input_names(model: torch.nn.Module, spec: ModelSpec) -> list[str]:
+    """The config's inputs in forward()'s order; a name forward() does not take is an error."""
+    names = forward_arg_names(model)
+    configured = spec.input_names
+    if names is None:
+        return configured
+    unknown = [n for n in configured if n not in names]
+    if unknown:
+        raise TrtpipeError(
+            f"model {spec.name}: input {unknown[0]!r} is not an argument of forward({', '.join(names)}); "
+            f"fix: rename models.{spec.name}.inputs to forward()'s argument names."
+        )
+    leading = names[: len(configured)]
+    if set(leading) != set(configured):
+        raise TrtpipeError(
+            f"model {spec.name}: the inputs {configured} must be the leading arguments of forward({', '.join(names)}); "
+            f"fix: configure the arguments {leading}."
+        )
+    return leading
+
+
+def run_model(model: torch.nn.Module, spec: ModelSpec, inputs: dict[str, np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
+    """Run PyTorch on numpy inputs; returns (output names, outputs)."""
+    order = ordered_input_names(model, spec)
+    args = tuple(torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in order)
+    try:
+        with torch.inference_mode():
+            result = model(*args)
+    except Exception as exc:
+        shapes = ", ".join(f"{n} {'x'.join(map(str, inputs[n].shape))} {inputs[n].dtype}" for n in order)
+        raise TrtpipeError(
+            f"model {spec.name}: forward() failed on inputs [{shapes}] ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300]}); fix: check models.{spec.name}.inputs shape and dtype."
+        ) from exc
+    names, tensors = flatten_outputs(result, spec)
+    return names, [t.detach().cpu().numpy() for t in tensors]
+
+
+def flatten_outputs(result: Any, spec: ModelSpec) -> tuple[list[str], list[torch.Tensor]]:
+    if isinstance(result, torch.Tensor):
+        names, tensors = ["output"], [result]
+    elif isinstance(result, dict):
+        names, tensors = [str(k) for k in result], list(result.values())
+    elif isinstance(result, (tuple, list)):
+        names, tensors = [f"output_{i}" for i in range(len(result))], list(result)
+    else:
+        raise TrtpipeError(f"model {spec.name}: forward() returned {type(result).__name__}; fix: return a tensor, a tuple or a dict of tensors.")
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TrtpipeError(f"model {spec.name}: forward() returned a non-tensor output; fix: return tensors only (nested outputs are not supported).")
+    if spec.outputs:
+        if len(spec.outputs) != len(tensors):
+            raise TrtpipeError(
+                f"model {spec.name}: outputs lists {len(spec.outputs)} name(s) but forward() returns {len(tensors)} tensor(s); "
+                f"fix: list one name per output."
+            )
+        names = list(spec.outputs)
+    return names, tensors

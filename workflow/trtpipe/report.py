@@ -1,0 +1,359 @@
+"""The summary: concatenated CSVs, plots, and one report (Markdown and self-contained HTML).
+
+Per model it answers the questions the seeds kept asking: which configuration is fastest for
+latency and for throughput, does static beat dynamic at the same batch, does batching pay at all
+(or does latency grow linearly with batch), and does every stage still match PyTorch.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_path, write_csv, write_text
+from .parity import ACCURACY_COLUMNS
+
+log = logging.getLogger(__name__)
+
+LINEAR_EXPONENT = 0.9  # latency ~ batch^k with k >= this: batching buys (almost) nothing
+ENGINE_KEYS = ["model", "backend", "variant", "precision", "profile"]
+
+
+# --- a tiny document model rendered to both Markdown and HTML ---------------------------------
+@dataclass
+class Doc:
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def bullets(self, items: list[str]) -> None:
+        if items:
+            self.blocks.append(("ul", items))
+
+    def table(self, frame: pd.DataFrame) -> None:
+        self.blocks.append(("table", frame))
+
+    def image(self, path: Path, alt: str) -> None:
+        self.blocks.append(("img", (path, alt)))
+
+    def markdown(self, relative_to: Path) -> str:
+        out = []
+        for kind, value in self.blocks:
+            if kind == "h":
+                out.append("#" * value[0] + " " + value[1])
+            elif kind == "p":
+                out.append(value)
+            elif kind == "ul":
+                out.append("\n".join(f"- {item}" for item in value))
+            elif kind == "table":
+                out.append(_markdown_table(value))
+            elif kind == "img":
+                out.append(f"![{value[1]}]({value[0].relative_to(relative_to).as_posix()})")
+        return "\n\n".join(out) + "\n"
+
+    def html(self, title: str) -> str:
+        body = []
+        for kind, value in self.blocks:
+            if kind == "h":
+                body.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
+            elif kind == "p":
+                body.append(f"<p>{html.escape(value)}</p>")
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in value) + "</ul>")
+            elif kind == "table":
+                body.append(value.to_html(index=False, border=0, classes="t", na_rep="", escape=True))
+            elif kind == "img":
+                data = base64.b64encode(value[0].read_bytes()).decode()
+                body.append(f'<img alt="{html.escape(value[1])}" src="data:image/png;base64,{data}">')
+        style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+                 "table.t{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}"
+                 "table.t th,table.t td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+                 "table.t th{background:#f3f3f3}img{max-width:100%}h2{border-bottom:1px solid #ddd}")
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+# --- analysis ------------------------------------------------------------------------------------
+def engine_label(row: pd.Series | dict) -> str:
+    return f"{row['backend']} {row['variant']} {row['precision']} {row['profile']}"
+
+
+def failed_engines(accuracy: pd.DataFrame) -> set[tuple]:
+    """Engines (by ENGINE_KEYS) whose parity failed: excluded from 'best configuration'."""
+    if accuracy.empty:
+        return set()
+    eng = accuracy[(accuracy["stage"] == "engine") & (~accuracy["passed"].astype(bool))]
+    return {tuple(r[k] for k in ENGINE_KEYS) for _, r in eng.iterrows()}
+
+
+def best_configurations(bench: pd.DataFrame, excluded: set[tuple]) -> dict[str, dict[str, Any]]:
+    """Per model: lowest median latency at its smallest batch, and highest samples/s at any batch."""
+    out: dict[str, dict[str, Any]] = {}
+    for model, rows in bench.groupby("model"):
+        ok = rows[[tuple(r[k] for k in ENGINE_KEYS) not in excluded for _, r in rows.iterrows()]]
+        if ok.empty:
+            continue
+        smallest = ok[ok["batch"] == ok["batch"].min()]
+        out[model] = {
+            "latency": smallest.loc[smallest["latency_ms_median"].idxmin()].to_dict(),
+            "throughput": ok.loc[ok["throughput_samples_s"].idxmax()].to_dict(),
+        }
+    return out
+
+
+def scaling_exponent(batches: np.ndarray, latencies: np.ndarray) -> float:
+    """k in latency ~ batch^k (least squares in log-log): 1 means batching gives nothing."""
+    x, y = np.log(batches.astype(float)), np.log(latencies.astype(float))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def batch_scaling(bench: pd.DataFrame) -> pd.DataFrame:
+    """Per engine family with >= 2 batches: per-sample latency and throughput gain vs the smallest batch.
+
+    The static engines of one model form a family too (one engine per batch).
+    """
+    frame = bench.copy()
+    frame["family"] = [
+        f"{r.backend} static-b* {r.precision}" if r.variant.startswith("static-b") else f"{r.backend} dynamic {r.precision} {r.profile}"
+        for r in frame.itertuples()
+    ]
+    rows = []
+    for (model, family), grp in frame.groupby(["model", "family"]):
+        grp = grp.sort_values("batch")
+        if grp["batch"].nunique() < 2:
+            continue
+        base = grp.iloc[0]
+        k = scaling_exponent(grp["batch"].to_numpy(), grp["latency_ms_median"].to_numpy())
+        for r in grp.itertuples():
+            rows.append({
+                "model": model, "engines": family, "batch": r.batch,
+                "latency_ms_median": r.latency_ms_median,
+                "per_sample_ms": r.latency_ms_median / r.batch,
+                "throughput_gain": r.throughput_samples_s / base.throughput_samples_s,
+                "ideal_gain": r.batch / base.batch,
+                "exponent": k,
+            })
+    return pd.DataFrame(rows)
+
+
+def scaling_verdict(exponent: float, gain: float, batch_ratio: float) -> str:
+    if exponent >= LINEAR_EXPONENT:
+        return (f"latency grows linearly with batch (latency ~ batch^{exponent:.2f}): batching gives nothing here — "
+                f"{batch_ratio:g}x the batch buys only {gain:.2f}x the throughput")
+    if exponent <= 0.5:
+        return f"batching pays: {batch_ratio:g}x the batch gives {gain:.2f}x the throughput (latency ~ batch^{exponent:.2f})"
+    return f"batching helps partly: {batch_ratio:g}x the batch gives {gain:.2f}x the throughput (latency ~ batch^{exponent:.2f})"
+
+
+def static_vs_dynamic(bench: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for model, grp in bench.groupby("model"):
+        static = grp[grp["variant"].str.startswith("static-b")]
+        dynamic = grp[grp["variant"] == "dynamic"]
+        for s in static.itertuples():
+            for d in dynamic[(dynamic["batch"] == s.batch) & (dynamic["backend"] == s.backend) & (dynamic["precision"] == s.precision)].itertuples():
+                rows.append({
+                    "model": model, "backend": s.backend, "precision": s.precision, "batch": s.batch,
+                    "static_ms": s.latency_ms_median, "dynamic_profile": d.profile, "dynamic_ms": d.latency_ms_median,
+                    "dynamic_vs_static": d.latency_ms_median / s.latency_ms_median,
+                })
+    return pd.DataFrame(rows)
+
+
+def accuracy_overview(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Worst error per (model, stage, artifact)."""
+    if accuracy.empty:
+        return accuracy
+    keys = ["model", "stage", "variant", "precision", "backend", "profile"]
+    acc = accuracy.copy()
+    acc["profile"] = acc["profile"].fillna("")
+    return (acc.groupby(keys, sort=False)
+            .agg(cases=("case", "nunique"), max_abs_err=("max_abs_err", "max"), max_rel_err=("max_rel_err", "max"),
+                 min_cosine=("cosine", "min"), atol=("atol", "first"), rtol=("rtol", "first"), passed=("passed", "all"))
+            .reset_index())
+
+
+# --- plots ---------------------------------------------------------------------------------------
+def plot_model(bench: pd.DataFrame, model: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = bench[bench["model"] == model]
+    fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(11, 4.2))
+    groups = rows.assign(line=[
+        f"{r.backend} static (one engine per batch) {r.precision}" if r.variant.startswith("static-b")
+        else f"{r.backend} dynamic {r.precision} [{r.profile} {r.profile_min}-{r.profile_max}]" for r in rows.itertuples()
+    ]).groupby("line")
+    for label, grp in groups:
+        grp = grp.sort_values("batch")
+        style = "o--" if "static" in label else "s-"
+        ax_lat.plot(grp["batch"], grp["latency_ms_median"], style, label=label)
+        ax_thr.plot(grp["batch"], grp["throughput_samples_s"], style, label=label)
+    for ax, title, ylabel in ((ax_lat, "median latency", "ms"), (ax_thr, "throughput", "samples/s")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{model}: {title} vs batch")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_thr.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+# --- the report ----------------------------------------------------------------------------------
+def _fmt(value: float, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats: list[str], out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    bench = pd.concat([pd.read_csv(p) for p in bench_paths], ignore_index=True) if bench_paths else pd.DataFrame()
+    accuracy = (pd.concat([pd.read_csv(p) for p in accuracy_paths], ignore_index=True)
+                if accuracy_paths else pd.DataFrame(columns=ACCURACY_COLUMNS))
+    accuracy["profile"] = accuracy["profile"].fillna("")
+    bench = bench.sort_values(["model", "backend", "variant", "precision", "profile", "batch"]).reset_index(drop=True)
+    write_csv(out_dir / "benchmarks.csv", bench)
+    write_csv(out_dir / "accuracy.csv", accuracy)
+
+    plots = {}
+    for model in sorted(bench["model"].unique()):
+        plots[model] = out_dir / "plots" / f"{model}.png"
+        plot_model(bench, model, plots[model])
+
+    doc = build_document(bench, accuracy, simplify_stats, plots)
+    write_text(out_dir / "report.md", doc.markdown(out_dir))
+    write_text(out_dir / "report.html", doc.html("trtpipe report"))
+    log.info("report: %s", out_dir / "report.html")
+
+
+def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: list[str], plots: dict[str, Path]) -> Doc:
+    doc = Doc()
+    excluded = failed_engines(accuracy)
+    best = best_configurations(bench, excluded)
+    scaling = batch_scaling(bench)
+    svd = static_vs_dynamic(bench)
+    acc = accuracy_overview(accuracy)
+    stats = [json.loads(Path(p).read_text()) for p in simplify_stats]
+
+    doc.h(1, "trtpipe report")
+    devices = ", ".join(sorted(bench["device"].astype(str).unique())) if not bench.empty else "none"
+    revs = ", ".join(sorted(bench["git_rev"].astype(str).unique())) if not bench.empty else "unknown"
+    doc.p(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from workflow revision {revs}. Device: {devices}.")
+    doc.p("Method: time-based warm-up, then timed until both the minimum duration and the minimum number of "
+          "iterations are reached, rotating over several seeded random input sets. Latency is per call (one batch); "
+          "throughput is samples/s over the wall time of the timed loop. CPU timings include moving inputs and "
+          "outputs (there is nothing to transfer). cv is the coefficient of variation of the latency; rows above the "
+          "threshold are flagged unstable.")
+
+    overview = []
+    for model in sorted(bench["model"].unique()):
+        b = best.get(model)
+        acc_m = acc[acc["model"] == model] if not acc.empty else acc
+        n_fail = int((~acc_m["passed"].astype(bool)).sum()) if not acc_m.empty else 0
+        unstable = int(bench[(bench["model"] == model)]["unstable"].astype(bool).sum())
+        overview.append({
+            "model": model,
+            "best latency": f"{engine_label(b['latency'])} @ b{b['latency']['batch']}: {_fmt(b['latency']['latency_ms_median'])} ms" if b else "none passed",
+            "best throughput": f"{engine_label(b['throughput'])} @ b{b['throughput']['batch']}: {_fmt(b['throughput']['throughput_samples_s'])} samples/s" if b else "none passed",
+            "accuracy": "all stages pass" if n_fail == 0 else f"{n_fail} artifact(s) FAILED",
+            "unstable rows": unstable,
+        })
+    doc.h(2, "Overview")
+    doc.table(pd.DataFrame(overview))
+
+    for model in sorted(bench["model"].unique()):
+        rows = bench[bench["model"] == model]
+        doc.h(2, f"Model {model}")
+        b = best.get(model)
+        if b:
+            lat, thr = b["latency"], b["throughput"]
+            doc.bullets([
+                f"Lowest latency: {engine_label(lat)} at batch {lat['batch']}: median {_fmt(lat['latency_ms_median'])} ms, "
+                f"p99 {_fmt(lat['latency_ms_p99'])} ms.",
+                f"Highest throughput: {engine_label(thr)} at batch {thr['batch']}: {_fmt(thr['throughput_samples_s'])} samples/s "
+                f"(median {_fmt(thr['latency_ms_median'])} ms per batch).",
+            ])
+        if any(tuple(r[k] for k in ENGINE_KEYS) in excluded for _, r in rows.iterrows()):
+            doc.p("Engines that failed their accuracy check are excluded from the best configuration.")
+        if model in plots:
+            doc.image(plots[model], f"{model} latency and throughput vs batch")
+
+        doc.h(3, "Latency and throughput")
+        table = rows.assign(
+            engine=[engine_label(r) for _, r in rows.iterrows()],
+            median_ms=rows["latency_ms_median"].map(_fmt), p90_ms=rows["latency_ms_p90"].map(_fmt),
+            p99_ms=rows["latency_ms_p99"].map(_fmt), samples_s=rows["throughput_samples_s"].map(_fmt),
+            cv_pct=(100 * rows["cv"]).map(lambda v: f"{v:.1f}"),
+            flag=rows["unstable"].map(lambda u: "unstable" if u else ""),
+        )[["engine", "batch", "median_ms", "p90_ms", "p99_ms", "samples_s", "iterations", "cv_pct", "flag"]]
+        doc.table(table)
+
+        s = svd[svd["model"] == model] if not svd.empty else svd
+        if not s.empty:
+            doc.h(3, "Static vs dynamic at equal batch")
+            doc.p("dynamic_vs_static above 1 means the dynamic engine is slower than the static one at that batch.")
+            doc.table(s.drop(columns=["model"]).assign(
+                static_ms=s["static_ms"].map(_fmt), dynamic_ms=s["dynamic_ms"].map(_fmt),
+                dynamic_vs_static=s["dynamic_vs_static"].map(lambda v: f"{v:.2f}")))
+
+        sc = scaling[scaling["model"] == model] if not scaling.empty else scaling
+        if not sc.empty:
+            doc.h(3, "Batch scaling")
+            verdicts = []
+            for family, grp in sc.groupby("engines"):
+                last = grp.iloc[-1]
+                verdicts.append(f"{family}: {scaling_verdict(last['exponent'], last['throughput_gain'], last['ideal_gain'])}.")
+            doc.bullets(verdicts)
+            doc.table(sc.drop(columns=["model", "exponent"]).assign(
+                latency_ms_median=sc["latency_ms_median"].map(_fmt), per_sample_ms=sc["per_sample_ms"].map(_fmt),
+                throughput_gain=sc["throughput_gain"].map(lambda v: f"{v:.2f}"), ideal_gain=sc["ideal_gain"].map(lambda v: f"{v:g}")))
+
+        a = acc[acc["model"] == model] if not acc.empty else acc
+        if not a.empty:
+            doc.h(3, "Accuracy against PyTorch")
+            doc.p("An element fails only if it exceeds both atol and rtol (Polygraphy's rule); each row is the worst case "
+                  "over the artifact's reference batches and outputs.")
+            doc.table(a.drop(columns=["model"]).assign(
+                max_abs_err=a["max_abs_err"].map(lambda v: f"{v:.2e}"), max_rel_err=a["max_rel_err"].map(lambda v: f"{v:.2e}"),
+                min_cosine=a["min_cosine"].map(lambda v: f"{v:.6f}"),
+                passed=a["passed"].map(lambda v: "pass" if v else "FAIL")))
+
+        simp = sorted((st for st in stats if st["model"] == model), key=lambda st: st["variant"])
+        if simp:
+            doc.h(3, "Graph simplification")
+            doc.table(pd.DataFrame([{"variant": st["variant"], "tool": st["tool"], "nodes_before": st["nodes_before"],
+                                     "nodes_after": st["nodes_after"],
+                                     "suspicious_reshapes": "; ".join(st["suspicious_reshapes"]) or "none"}
+                                    for st in simp]))
+    return doc

@@ -23,7 +23,7 @@ rule benchmark_onnxruntime:
     conda:
         "../../envs/onnx.yaml"
     shell:
-        "{TRTPIPE} benchmark --model-spec {params.spec:q} --engine {input.engine} --sidecar {input.sidecar}"
+        "trtpipe benchmark --model-spec {params.spec:q} --engine {input.engine} --sidecar {input.sidecar}"
         " --batches {params.batches} --settings {params.settings:q}"
         " --threads {threads} --intra-op-threads {params.intra_op_threads}"
         " --out {output} --log {log}"

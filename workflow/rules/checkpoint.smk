@@ -13,7 +13,7 @@ rule checkpoint:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{TRTPIPE} checkpoint --model-spec {params.spec:q} --out {output} --log {log}"
+        "trtpipe checkpoint --model-spec {params.spec:q} --out {output} --log {log}"
 
 
 rule reference:
@@ -31,5 +31,5 @@ rule reference:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{TRTPIPE} reference --model-spec {params.spec:q} --checkpoint {params.checkpoint:q}"
+        "trtpipe reference --model-spec {params.spec:q} --checkpoint {params.checkpoint:q}"
         " --batches {params.batches} --out {output} --log {log}"

@@ -1,7 +1,7 @@
 # Input functions, target lists and the command prefix shared by every rule file.
 import json
-import re
 import os
+import re
 import shlex
 import sys
 
@@ -12,14 +12,29 @@ from trtpipe import codehash
 R = SWEEP.results
 PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
 
-# With --sdm conda the env's own python runs the stage; otherwise the interpreter running Snakemake,
-# which has the pip-installed stack even when its virtualenv is not activated.
+# Every rule calls `trtpipe <stage> ...`, the same command a user can type. The shell prefix defines it
+# as a function running this checkout's package: with the conda env's python under --sdm conda,
+# otherwise with the interpreter running Snakemake (its virtualenv need not be activated). The
+# prefix is not part of the rules' shell text, so a checkout or venv in another place reruns nothing.
 _PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
-TRTPIPE = f"PYTHONPATH={shlex.quote(PACKAGE_DIR)}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(_PYTHON)} -m trtpipe"
+_PREFIX = (
+    'set -euo pipefail; export PYTHONPATH=@PKG@${PYTHONPATH:+:$PYTHONPATH}; trtpipe() { @PYTHON@ -m trtpipe "$@"; }; '
+    .replace("@PKG@", shlex.quote(PACKAGE_DIR))
+    .replace("@PYTHON@", shlex.quote(_PYTHON))
+)
+shell.prefix(_PREFIX.replace("{", "{{").replace("}", "}}"))  # braces survive Snakemake's formatting
+
+
+def _scheduled_cores():
+    try:
+        return workflow.cores or 1
+    except WorkflowError:  # --report and --lint run without --cores
+        return 1
+
 
 # Benchmarks own the machine: they claim every core Snakemake schedules (even when --cores exceeds the
 # machine's), so no other job runs beside a timing. The backend itself uses the CPUs that exist.
-BENCH_THREADS = max(1, workflow.cores or 1)
+BENCH_THREADS = _scheduled_cores()
 
 
 wildcard_constraints:

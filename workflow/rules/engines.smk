@@ -21,7 +21,7 @@ rule engine_onnxruntime:
     conda:
         "../../envs/onnx.yaml"
     shell:
-        "{TRTPIPE} build-engine --backend onnxruntime --model-spec {params.spec:q} --onnx {input.onnx}"
+        "trtpipe build-engine --backend onnxruntime --model-spec {params.spec:q} --onnx {input.onnx}"
         " --variant {wildcards.variant} --precision {wildcards.precision} --profile {params.profile:q}"
         " --options {params.options:q} --reference {input.reference} --tolerance {params.tolerance:q}"
         " --engine-out {output.engine} --sidecar-out {output.sidecar} --accuracy-out {output.accuracy} --log {log}"

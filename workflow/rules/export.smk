@@ -19,7 +19,7 @@ rule export:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{TRTPIPE} export --model-spec {params.spec:q} --checkpoint {params.checkpoint:q} --variant {wildcards.variant}"
+        "trtpipe export --model-spec {params.spec:q} --checkpoint {params.checkpoint:q} --variant {wildcards.variant}"
         " --exporter {params.exporter} --opset {params.opset} --dummy-batch {params.dummy_batch}"
         " --out {output} --log {log}"
 
@@ -41,6 +41,6 @@ rule check_export:
     conda:
         "../../envs/onnx.yaml"
     shell:
-        "{TRTPIPE} check-export --model-spec {params.spec:q} --onnx {input.onnx} --reference {input.reference}"
+        "trtpipe check-export --model-spec {params.spec:q} --onnx {input.onnx} --reference {input.reference}"
         " --variant {wildcards.variant} --tolerance {params.tolerance:q} --dummy-batch {params.dummy_batch}"
         " --accuracy-out {output.accuracy} --report-out {output.report} --log {log}"

@@ -21,7 +21,7 @@ rule simplify:
     conda:
         "../../envs/onnx.yaml"
     shell:
-        "{TRTPIPE} simplify --model-spec {params.spec:q} --onnx {input.onnx} --reference {input.reference}"
+        "trtpipe simplify --model-spec {params.spec:q} --onnx {input.onnx} --reference {input.reference}"
         " --variant {wildcards.variant} --tool {params.tool} --tolerance {params.tolerance:q}"
         " --dummy-batch {params.dummy_batch} --out {output.onnx} --accuracy-out {output.accuracy}"
         " --stats-out {output.stats} --log {log}"

@@ -13,12 +13,12 @@ rule summary:
         html=report(f"{R}/summary/report.html", category="Summary", caption="../report/report.rst"),
         plots=[report(p, category="Plots", caption="../report/plot.rst") for p in PLOTS],
     params:
-        out_dir=f"{R}/summary",
+        out_dir=lambda w, output: os.path.dirname(output.benchmarks),
         code=code("trtpipe.report"),
     log:
         f"{R}/summary/summary.log",
     conda:
         "../../envs/report.yaml"
     shell:
-        "{TRTPIPE} summarize --bench {input.bench} --accuracy {input.accuracy} --simplify-stats {input.stats}"
+        "trtpipe summarize --bench {input.bench} --accuracy {input.accuracy} --simplify-stats {input.stats}"
         " --out-dir {params.out_dir} --log {log}"

@@ -61,6 +61,14 @@ def suspicious_reshapes(graph, sizes: dict[int, str]) -> list[str]:
     return found
 
 
+def _where(case, spec: ModelSpec) -> tuple[str, str]:
+    """(which axes the case varies, where): ('axis 0 (batch)', 'batch 3') or the dynamic non-batch axes."""
+    if case.dims == "opt":
+        return "axis 0 (batch)", f"batch {case.batch}"
+    names = ", ".join(f"axis {d.axis} ({d.name})" for i in spec.inputs for d in i.dynamic)
+    return names, f"batch {case.batch} with {names} at their {case.dims}"
+
+
 def check_export(
     onnx_path: str | Path,
     spec: ModelSpec,
@@ -69,6 +77,7 @@ def check_export(
     tolerance: dict[str, float],
     dummy_batch: int,
     shown_as: str | Path | None = None,
+    stage: str = "export",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Returns (accuracy rows, report); raises DynamicExportError / ParityError with one sentence.
 
@@ -109,34 +118,40 @@ def check_export(
 
     reference = Reference(reference_path)
     if dynamic:
-        cases = reference.cases()
+        cases = reference.cases(include_failed=True)
     else:
         cases = reference.cases_for_batch(int(variant.removeprefix("static-b")))
     names = [o.name for o in sess.get_outputs()]
-    labels = {"model": spec.name, "stage": "export", "variant": variant, "precision": "fp32",
+    labels = {"model": spec.name, "stage": stage, "variant": variant, "precision": "fp32",
               "backend": "onnxruntime", "profile": ""}
     rows: list[dict[str, Any]] = []
     for case in cases:
-        what = f"{onnx_path} at batch {case.batch} ({describe(case.inputs)})"
+        axes, where = _where(case, spec)
+        suspect = f"; suspect: {'; '.join(suspects)}" if suspects else ""
         try:
-            outputs = run_session(sess, case.inputs, what)
+            outputs = run_session(sess, case.inputs, f"{where} ({describe(case.inputs)})")
         except RunFailure as exc:
             if not dynamic:
-                raise
-            hint = f" Suspects: {'; '.join(suspects)}." if suspects else ""
+                raise RunFailure(f"{onnx_path}: {exc}", exc.node, exc.op_type) from exc
+            also = "; PyTorch's forward() fails there too" if case.error else ""
             raise DynamicExportError(
-                f"{exc} — the graph traced at batch {dummy_batch} does not run at batch {case.batch} "
-                f"({case.id}); {CAUSE_AND_FIX}.{hint}"
+                f"{onnx_path}: {axes} is hard-coded — the graph traced at batch {dummy_batch} does not run at {where} "
+                f"({case.id}): {str(exc).split(': ', 1)[1]}{also}{suspect}; {CAUSE_AND_FIX}."
             ) from exc
+        if case.error:
+            raise DynamicExportError(
+                f"{onnx_path}: {axes} is hard-coded in the model — PyTorch's forward() runs at the traced batch "
+                f"{dummy_batch} but fails at {where} ({case.id}): {case.error}{suspect}; {CAUSE_AND_FIX}."
+            )
         for name, got, want in zip(names, outputs, case.outputs):
             if got.shape != want.shape:
                 axis = next((i for i, (a, b) in enumerate(zip(got.shape, want.shape)) if a != b), 0)
                 raise DynamicExportError(
-                    f"{onnx_path}: output {name!r} at batch {case.batch} ({case.id}) has shape {list(got.shape)} but PyTorch "
-                    f"gives {list(want.shape)}: axis {axis} does not follow the input; {CAUSE_AND_FIX}."
+                    f"{onnx_path}: output {name!r} at {where} ({case.id}) has shape {list(got.shape)} but PyTorch "
+                    f"gives {list(want.shape)}: its axis {axis} does not follow the input{suspect}; {CAUSE_AND_FIX}."
                 )
         rows += parity_rows(labels, case.id, case.batch, names, outputs, case.outputs, tolerance)
-        log.info("export parity %s: max abs err %.3g", case.id, max(r["max_abs_err"] for r in rows[-len(names):]))
+        log.info("%s parity %s: max abs err %.3g", stage, case.id, max(r["max_abs_err"] for r in rows[-len(names):]))
     failed = first_failure(rows)
     if failed:
         cls = DynamicExportError if dynamic and failed["case"] != f"b{dummy_batch}" else ParityError

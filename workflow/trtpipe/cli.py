@@ -37,17 +37,10 @@ def cmd_validate_config(args) -> None:
 
 
 def cmd_checkpoint(args) -> None:
-    import torch
-
-    from .io import atomic_path
-    from .models import resolve_factory
+    from .models import write_seeded_checkpoint
 
     spec = _spec(args)
-    torch.manual_seed(spec.seed)
-    model = resolve_factory(spec.factory)(**spec.factory_kwargs)
-    with atomic_path(args.out) as tmp:
-        torch.save(model.state_dict(), tmp)
-    n = sum(p.numel() for p in model.parameters())
+    n = write_seeded_checkpoint(spec, args.out)
     log.info("wrote seeded checkpoint %s (%s parameters, seed %d)", args.out, f"{n:,}", spec.seed)
 
 
@@ -204,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except TrtpipeError as exc:
-        log.error("%s", exc)
+        if args.log:  # keep the job log complete; on stderr the sentence is printed once, below
+            log.error("%s", exc)
         print(f"trtpipe {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Exception:

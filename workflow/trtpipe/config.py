@@ -29,7 +29,7 @@ PRESET_PROFILES = {
 # Polygraphy's rule: an element fails only if it exceeds both atol and rtol.
 DEFAULT_TOLERANCES = {"fp32": {"atol": 1e-4, "rtol": 1e-3}}
 
-REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch (2)
+REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,9 @@ class Sweep:
         return sorted(inside | {profile.opt})
 
     def reference_batches(self, model: str) -> list[int]:
-        return sorted(set(REFERENCE_EXTRA_BATCHES) | set(self.batch_sizes_for(model)))
+        """The traced dummy batch, batches away from it, and every configured batch."""
+        extra = {*REFERENCE_EXTRA_BATCHES, self.export["dummy_batch"]}
+        return sorted(extra | set(self.batch_sizes_for(model)))
 
     def tolerance(self, precision: str) -> dict[str, float]:
         return self.tolerances[precision]

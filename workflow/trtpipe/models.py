@@ -79,7 +79,9 @@ def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Modu
                 f"model {spec.name}: checkpoint {checkpoint} holds a state_dict, which needs a factory to build the "
                 f"module; fix: add models.{spec.name}.factory."
             )
-        model = resolve_factory(spec.factory)(**spec.factory_kwargs)
+        with torch.random.fork_rng():  # without a checkpoint, the weights are the seeded ones, every time
+            torch.manual_seed(spec.seed)
+            model = resolve_factory(spec.factory)(**spec.factory_kwargs)
         if not isinstance(model, torch.nn.Module):
             raise TrtpipeError(f"model {spec.name}: factory {spec.factory} returned {type(model).__name__}, not an nn.Module; fix: return the module.")
         if checkpoint is not None:
@@ -87,6 +89,16 @@ def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Modu
     if hasattr(model, "eval") and kind != "pt2":  # exported programs refuse train()/eval()
         model.eval()
     return model
+
+
+def write_seeded_checkpoint(spec: ModelSpec, out_path: str | Path) -> int:
+    """Save the factory model's seeded initial weights; returns the parameter count."""
+    from .io import atomic_path
+
+    model = build_model(spec, None)
+    with atomic_path(out_path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return sum(p.numel() for p in model.parameters())
 
 
 def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .inputs import describe, random_inputs
+from .errors import TrtpipeError
 from .io import atomic_path
 from .spec import ModelSpec
 
@@ -41,15 +42,27 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
     arrays: dict[str, np.ndarray] = {}
     cases = reference_cases(spec, batches)
     output_names: list[str] = []
+    failures: list[TrtpipeError] = []
     for case in cases:
         inputs = random_inputs(spec, case["batch"], case["dims"], spec.seed, stream=f"reference/{case['id']}")
-        output_names, outputs = run_model(model, spec, inputs)
         for name, arr in inputs.items():
             arrays[f"{case['id']}/input/{name}"] = arr
+        try:
+            output_names, outputs = run_model(model, spec, inputs)
+        except TrtpipeError as exc:
+            # A forward() that runs at some batches only hard-codes its batch: recorded here, reported by
+            # the dynamic check with the axis, the batch and the fix. Failing everywhere is a config error.
+            cause = exc.__cause__ or exc
+            case["error"] = f"{type(cause).__name__}: {str(cause).splitlines()[0][:300]}"
+            failures.append(exc)
+            log.warning("reference %s: %s", case["id"], exc)
+            continue
         for name, arr in zip(output_names, outputs):
             arrays[f"{case['id']}/output/{name}"] = arr
         log.info("reference %s: %s -> %s", case["id"], describe(inputs),
                  ", ".join(f"{n} {'x'.join(map(str, a.shape))}" for n, a in zip(output_names, outputs)))
+    if len(failures) == len(cases):
+        raise failures[0]
     meta = {"model": spec.name, "cases": cases, "inputs": spec.input_names, "outputs": output_names,
             "torch": torch.__version__, "checkpoint": str(checkpoint) if checkpoint else None}
     arrays["meta"] = np.array(json.dumps(meta))
@@ -64,7 +77,8 @@ class Case:
     batch: int
     dims: str
     inputs: dict[str, np.ndarray]
-    outputs: list[np.ndarray]
+    outputs: list[np.ndarray]  # empty when PyTorch failed on this case
+    error: str | None = None  # PyTorch's failure on this case, if any
 
 
 class Reference:
@@ -83,17 +97,20 @@ class Reference:
 
     def case(self, case_id: str) -> Case:
         c = next(c for c in self._cases if c["id"] == case_id)
+        error = c.get("error")
         return Case(
             c["id"], c["batch"], c["dims"],
             {n: self._arrays[f"{case_id}/input/{n}"] for n in self.input_names},
-            [self._arrays[f"{case_id}/output/{n}"] for n in self.output_names],
+            [] if error else [self._arrays[f"{case_id}/output/{n}"] for n in self.output_names],
+            error,
         )
 
-    def cases(self) -> list[Case]:
-        return [self.case(i) for i in self.case_ids]
+    def cases(self, include_failed: bool = False) -> list[Case]:
+        cases = [self.case(i) for i in self.case_ids]
+        return cases if include_failed else [c for c in cases if c.error is None]
 
     def cases_for_batch(self, batch: int) -> list[Case]:
-        return [c for c in self.cases() if c.batch == batch and c.dims == "opt"]
+        return [c for c in self.cases(include_failed=True) if c.batch == batch and c.dims == "opt"]
 
     def cases_within(self, batch_min: int, batch_opt: int, batch_max: int, dims: tuple[str, ...] = ("opt", "min", "max")) -> list[Case]:
         """Cases brought into a batch range: kept if they fit, else tiled to opt or cut to max.

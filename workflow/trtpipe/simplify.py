@@ -69,9 +69,8 @@ def simplify(
         )
     with atomic_path(out_path) as tmp:
         onnx.save(simplified, str(tmp))
-        rows, report = check_export(tmp, spec, reference_path, variant, tolerance, dummy_batch, shown_as=out_path)
-    for row in rows:
-        row["stage"] = "simplify"
+        rows, report = check_export(tmp, spec, reference_path, variant, tolerance, dummy_batch, shown_as=out_path,
+                                    stage="simplify")
     log.info("%s: %d -> %d nodes with %s in %.2fs", out_path, sum(before.values()), sum(after.values()), used, seconds)
     stats = {
         "model": spec.name, "variant": variant, "tool": used, "requested_tool": tool, "seconds": seconds,

@@ -70,6 +70,7 @@ def run_session(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], what: 
         m = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
         op_type, node = (m.group(1), m.group(2)) if m else (None, None)
         detail = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text).splitlines()[0]
+        detail = detail.split("Status Message: ", 1)[-1]
         where = f" in node {node!r} ({op_type})" if node else ""
         raise RunFailure(f"{what}: ONNX Runtime failed{where}: {detail[:300]}", node, op_type) from exc
 

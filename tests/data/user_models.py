@@ -1,0 +1,74 @@
+"""Models a user might bring, loaded by the pipeline through `tests/data/user_models.py:NAME`."""
+
+import torch
+from torch import nn
+
+
+class FeaturesAndCategory(nn.Module):
+    """Two inputs of different kinds: a float feature vector and an int64 scalar per sample."""
+
+    def __init__(self, features: int = 6, categories: int = 5, classes: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(categories, features)
+        self.mlp = nn.Sequential(nn.Linear(features, 16), nn.ReLU(), nn.Linear(16, classes))
+
+    def forward(self, features: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features + self.embed(category))
+
+
+class HardcodedBatch(nn.Module):
+    """The seeds' trap: looks dynamic, but view(2, -1) freezes the batch at the traced size."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.view(2, -1))
+
+
+class Unexportable(nn.Module):
+    """Uses an operator that no ONNX exporter converts (linalg.svd)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.svd(x)[1]
+
+
+class TinyConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean(dim=(2, 3))
+
+
+def features_and_category(**kwargs):
+    return FeaturesAndCategory(**kwargs)
+
+
+def hardcoded_batch():
+    return HardcodedBatch()
+
+
+def unexportable():
+    return Unexportable()
+
+
+def tiny_conv():
+    return TinyConv()
+
+
+class TracedBatch(nn.Module):
+    """Runs at any batch in PyTorch, but int(x.shape[0]) is frozen to the traced batch on export."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.reshape(int(x.shape[0]), -1))
+
+
+def traced_batch():
+    return TracedBatch()

@@ -1,0 +1,64 @@
+"""Helpers for tests that run the real workflow in a temporary copy."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+WORKFLOW_PARTS = ("Snakefile", "workflow", "profiles", "envs")
+
+
+def copy_workflow(dest: Path, config: dict) -> Path:
+    """A runnable copy of the workflow in `dest` with `config` as its config.yaml."""
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / part)
+    shutil.copytree(REPO / "tests" / "data", dest / "tests" / "data", ignore=shutil.ignore_patterns("__pycache__"))
+    write_config(dest, config)
+    return dest
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Job counts per rule from `snakemake -n` (Snakemake's own staleness verdict)."""
+    proc = snakemake(workdir, "-n", "--cores", "2", *args)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        jobs[m.group(1)] = int(m.group(2))
+    jobs.pop("total", None)
+    return jobs
+
+
+def dry_run_outputs(workdir: Path, *args: str) -> list[str]:
+    """The output files of every job a dry run would execute."""
+    proc = snakemake(workdir, "-n", "--cores", "2", *args)
+    return re.findall(r"^\s+output: (.+)$", proc.stdout + proc.stderr, flags=re.M)

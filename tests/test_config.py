@@ -1,0 +1,90 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TEXT_MODEL, tiny_config
+from trtpipe.config import PRESET_PROFILES, load_file, validate
+from trtpipe.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_config_is_valid_and_fills_defaults():
+    sweep = load_file(REPO / "config.yaml")
+    assert set(sweep.models) == {"tiny_resnet", "tiny_sr", "tiny_unet", "tiny_text"}
+    assert sweep.export["opset"] == 18 and sweep.simplify["tool"] == "onnxsim"
+    assert sweep.tolerance("fp32") == {"atol": 1e-4, "rtol": 1e-3}
+    assert [p.name for p in sweep.profiles_for("tiny_sr")] == ["latency", "dynamic"]
+
+
+def test_presets_exist_without_being_configured():
+    sweep = validate({"models": {"m": copy.deepcopy(TEXT_MODEL)}})
+    for name, p in PRESET_PROFILES.items():
+        assert sweep.profile(name).to_dict() == {"name": name, **p}
+
+
+def test_targets_and_batches_follow_profiles():
+    sweep = validate(tiny_config())
+    targets = {(t.variant, t.profile) for t in sweep.engine_targets("tiny_text")}
+    assert targets == {("static-b1", "static"), ("static-b2", "static"), ("dynamic", "latency"), ("dynamic", "small")}
+    assert sweep.bench_batches("tiny_text", sweep.profile("small")) == [1, 2]
+    assert sweep.bench_batches("tiny_text", sweep.profile("offline")) == [128]  # opt is always benchmarked
+    assert sweep.reference_batches("tiny_text") == [1, 2, 3]
+
+
+def _error(raw) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate(raw, source="my.yaml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["models"]["tiny_text"]["inputs"][0].update(dtype="float23"),
+         ["my.yaml", "models.tiny_text.inputs[0].dtype", "'float23'", "fix: use one of float32"]),
+        (lambda c: c.update(batchsizes=[1]), ["batchsizes is not a known key", "fix: remove it or correct its spelling"]),
+        (lambda c: c["profiles"].update(bad={"min": 8, "opt": 4, "max": 32}), ["profiles.bad", "min <= opt <= max", "fix:"]),
+        (lambda c: c["sweep"].update(profiles=["latency", "nightly"]), ["'nightly'", "fix: use one of"]),
+        (lambda c: c["models"]["tiny_text"]["inputs"][0].pop("range"), ["input_ids", "int64 but has no range", "fix: add range"]),
+        (lambda c: c["models"]["tiny_text"]["inputs"][0]["dynamic"].update({3: {"min": 1, "max": 2}}),
+         ["dynamic names axis 3", "fix: number axes of the full tensor"]),
+        (lambda c: c["models"]["tiny_text"]["inputs"][1]["dynamic"][1].update(max=32),
+         ["reuses the dimension name 'seq'", "fix:"]),
+        (lambda c: c["models"]["tiny_text"].pop("factory"), ["neither factory nor checkpoint", "fix: add factory"]),
+        (lambda c: c.update(batch_sizes=[0]), ["batch_sizes[0] = 0 is out of range", "fix: use a value >= 1"]),
+        (lambda c: c["models"]["tiny_text"].pop("inputs"), ["missing the required key 'inputs'"]),
+        (lambda c: c["models"].update({"bad.name": c["models"]["tiny_text"]}), ["'bad.name'", "fix:"]),
+    ],
+)
+def test_mistakes_get_one_sentence_naming_key_value_and_fix(mutate, expected):
+    raw = tiny_config()
+    mutate(raw)
+    message = _error(raw)
+    assert "\n" not in message
+    for part in expected:
+        assert part in message, message
+
+
+def test_validate_config_cli_exits_nonzero_with_one_sentence(tmp_path):
+    raw = tiny_config()
+    raw["models"]["tiny_text"]["inputs"][0]["dtype"] = "float23"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "-m", "trtpipe", "validate-config", str(path)], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "float23" in line]
+    assert len(errors) == 1 and errors[0] == proc.stderr.strip().splitlines()[-1]
+    assert errors[0].startswith("trtpipe validate-config: error: ") and "fix:" in errors[0]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("models:\n  a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML at line \d+"):
+        load_file(path)

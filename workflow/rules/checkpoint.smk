@@ -6,7 +6,7 @@ rule checkpoint:
     output:
         f"{R}/{{model}}/checkpoint.pt",
     params:
-        spec=model_json,
+        spec=factory_json,
         code=lambda w: code("trtpipe.models", model=w.model),
     log:
         f"{R}/{{model}}/logs/checkpoint.log",

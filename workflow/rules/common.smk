@@ -1,4 +1,5 @@
 # Input functions, target lists and the command prefix shared by every rule file.
+import dataclasses
 import json
 import os
 import re
@@ -52,6 +53,11 @@ def as_json(value):
 
 def model_json(w):
     return SWEEP.models[w.model].to_json()
+
+
+def factory_json(w):
+    """What a seeded checkpoint depends on: factory, its kwargs and the seed, not the input shapes."""
+    return dataclasses.replace(SWEEP.models[w.model], inputs=(), outputs=()).to_json()
 
 
 def factory_modules(model):

@@ -32,7 +32,7 @@ def export_onnx(
     import onnx
     import torch
 
-    from .models import build_model, checkpoint_kind, flatten_outputs, ordered_input_names
+    from .models import build_model, checkpoint_kind, ordered_input_names, run_model
 
     model = build_model(spec, checkpoint)
     dynamic = variant == "dynamic"
@@ -49,8 +49,7 @@ def export_onnx(
     by_name = {i.name: i for i in spec.inputs}
     inputs = random_inputs(spec, batch, "opt", spec.seed, stream="export")
     args = tuple(torch.from_numpy(inputs[n]) for n in order)
-    with torch.inference_mode():
-        output_names, outputs = flatten_outputs(model(*args), spec)
+    output_names, outputs = run_model(model, spec, inputs)  # a model that cannot run here fails in one sentence
     log.info("exporting %s (%s) with the %s exporter at opset %d on %s", spec.name, variant, exporter, opset, describe(inputs))
 
     with atomic_path(out_path) as tmp:
@@ -69,7 +68,7 @@ def export_onnx(
                 if dynamic:
                     dynamic_axes = {n: by_name[n].dim_names() for n in order}
                     for name, out in zip(output_names, outputs):
-                        if out.dim() and out.shape[0] == batch:
+                        if out.ndim and out.shape[0] == batch:
                             dynamic_axes[name] = {0: "batch"}
                 torch.onnx.export(
                     model, args, str(tmp), input_names=order, output_names=output_names, opset_version=opset,

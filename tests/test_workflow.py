@@ -1,0 +1,201 @@
+"""The real workflow, run by Snakemake's CLI in a temporary copy: artifacts, staleness, faults, interrupts.
+
+Staleness is judged by Snakemake's own dry run (`snakemake -n`), as a user would see it.
+"""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import onnx
+import pandas as pd
+import pytest
+import torch
+
+from conftest import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
+from helpers import SNAKEMAKE, copy_workflow, dry_run_jobs, dry_run_outputs, snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+
+BENCH_REQUIRED = [
+    "model", "variant", "precision", "backend", "profile", "batch", "latency_ms_min", "latency_ms_mean",
+    "latency_ms_median", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99", "latency_ms_max",
+    "throughput_samples_s", "cv", "iterations", "device", "backend_version", "git_rev",
+]
+ACCURACY_REQUIRED = ["model", "stage", "variant", "precision", "backend", "profile", "batch", "max_abs_err",
+                     "max_rel_err", "passed"]
+TS_MODEL = {"checkpoint": "model.ts", "inputs": [{"name": "x", "shape": [3, 8, 8]}]}
+
+
+def e2e_config():
+    user = {**USER_MODEL, "checkpoint": "user.pt"}
+    return tiny_config(tiny_text=TEXT_MODEL, tiny_sr=SR_MODEL, user=user, scripted=TS_MODEL)
+
+
+def _write_user_checkpoints(workdir: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(workdir / "tests" / "data"))
+    import user_models
+
+    torch.manual_seed(1)
+    torch.save(user_models.features_and_category().state_dict(), workdir / "user.pt")
+    conv = user_models.tiny_conv().eval()
+    torch.jit.trace(conv, torch.randn(2, 3, 8, 8)).save(str(workdir / "model.ts"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One full run of a four-model sweep; later tests only dry-run against it."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("wf"), e2e_config())
+    _write_user_checkpoints(workdir)
+    proc = snakemake(workdir, "--cores", "2")
+    return workdir, proc
+
+
+def test_end_to_end_artifacts(run):
+    workdir, proc = run
+    results = workdir / "results"
+    assert "trtpipe: done. Report:" in proc.stdout + proc.stderr
+    dims = lambda p: [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in onnx.load(p).graph.input]  # noqa: E731
+    assert dims(results / "tiny_text/onnx/dynamic.onnx") == [["batch", "seq"], ["batch", "seq"]]
+    assert dims(results / "tiny_sr/onnx/dynamic.sim.onnx") == [["batch", 3, "height", "width"]]
+    assert dims(results / "user/onnx/static-b2.onnx") == [[2, 6], [2]]
+    assert dims(results / "scripted/onnx/dynamic.onnx")[0][0] == "batch"
+
+    bench = pd.read_csv(results / "summary/benchmarks.csv")
+    assert set(BENCH_REQUIRED) <= set(bench.columns)
+    # every engine at every configured batch inside its profile, opt included: static b1, b2; latency b1; small b1, b2
+    assert len(bench) == 4 * 5
+    assert set(bench[bench["profile"] == "small"]["batch"]) == {1, 2}
+    assert (bench["latency_ms_median"] > 0).all() and (bench["iterations"] >= 3).all()
+    assert set(bench["variant"]) == {"static-b1", "static-b2", "dynamic"}
+
+    accuracy = pd.read_csv(results / "summary/accuracy.csv")
+    assert set(ACCURACY_REQUIRED) <= set(accuracy.columns)
+    assert accuracy["passed"].all()
+    assert set(accuracy["stage"]) == {"export", "simplify", "engine"}
+    assert set(accuracy["model"]) == {"tiny_text", "tiny_sr", "user", "scripted"}
+    sr_dims = accuracy[(accuracy["model"] == "tiny_sr") & (accuracy["stage"] == "engine") & (accuracy["profile"] == "small")]
+    assert {"b1-dmin", "b1-dmax"} <= set(sr_dims["case"])  # the dynamic height/width were checked at min and max
+
+    sidecar = json.loads((results / "tiny_text/engines/onnxruntime/dynamic.fp32.small.json").read_text())
+    assert sidecar["profile"]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
+    html = (results / "summary/report.html").read_text()
+    for needle in ("tiny_text", "tiny_sr", "user", "scripted", "Batch scaling", "Static vs dynamic", "Accuracy against PyTorch"):
+        assert needle in html
+    for model in ("tiny_text", "tiny_sr", "user", "scripted"):
+        assert (results / f"summary/plots/{model}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_second_run_does_nothing(run):
+    workdir, _ = run
+    assert dry_run_jobs(workdir) == {}
+
+
+def _dry_run_with(workdir: Path, config: dict):
+    write_config(workdir, config)
+    try:
+        return dry_run_jobs(workdir), dry_run_outputs(workdir)
+    finally:
+        write_config(workdir, e2e_config())
+
+
+def test_changing_a_profile_rebuilds_only_its_engines_benchmarks_and_summary(run):
+    workdir, _ = run
+    config = e2e_config()
+    config["profiles"]["small"] = {"min": 1, "opt": 3, "max": 8}
+    jobs, outputs = _dry_run_with(workdir, config)
+    assert jobs == {"engine_onnxruntime": 4, "benchmark_onnxruntime": 4, "summary": 1, "all": 1}
+    stage_outputs = [o for o in outputs if "/summary/" not in o]
+    assert stage_outputs and all(".fp32.small." in o for o in stage_outputs)
+
+
+def test_changing_one_models_input_shape_reruns_only_that_model(run):
+    workdir, _ = run
+    config = e2e_config()
+    for inp in config["models"]["tiny_text"]["inputs"]:
+        inp["shape"] = [12]
+    jobs, outputs = _dry_run_with(workdir, config)
+    assert "checkpoint" not in jobs  # seeded weights do not depend on input shapes
+    assert jobs["export"] == 3 and jobs["reference"] == 1 and jobs["summary"] == 1
+    assert all(o.startswith("results/tiny_text/") or o.startswith("results/summary/") for o in outputs)
+
+
+def test_editing_one_stages_code_reruns_that_stage_and_what_follows(run):
+    workdir, _ = run
+    source = workdir / "workflow/trtpipe/simplify.py"
+    original = source.read_text()
+    source.write_text(original + "\n# an edit\n")
+    try:
+        jobs = dry_run_jobs(workdir)
+    finally:
+        source.write_text(original)
+    assert jobs == {"simplify": 12, "engine_onnxruntime": 16, "benchmark_onnxruntime": 16, "summary": 1, "all": 1}
+    assert dry_run_jobs(workdir) == {}  # digests are of content: restoring the file restores the verdict
+
+
+FAULTY = {
+    "good": TEXT_MODEL,
+    "missing_checkpoint": {**USER_MODEL, "checkpoint": "missing.pt"},
+    "wrong_name": {"factory": "tests/data/user_models.py:tiny_conv", "inputs": [{"name": "img", "shape": [3, 8, 8]}]},
+    "wrong_shape": {"factory": "tests/data/user_models.py:tiny_conv", "inputs": [{"name": "x", "shape": [4, 8, 8]}]},
+    "hardcoded_batch": {"factory": "tests/data/user_models.py:hardcoded_batch", "inputs": [{"name": "x", "shape": [3, 4, 4]}]},
+    "unexportable": {"factory": "tests/data/user_models.py:unexportable", "inputs": [{"name": "x", "shape": [4, 4]}]},
+}
+
+
+def test_bad_models_fail_with_one_sentence_and_the_rest_finishes(tmp_path):
+    config = tiny_config(**FAULTY)
+    config["batch_sizes"] = [2]  # keep the failing models' static exports alive, so the dynamic check is reached
+    workdir = copy_workflow(tmp_path, config)
+    proc = snakemake(workdir, "--cores", "2", "--keep-going", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    expected = {
+        "missing_checkpoint": "model missing_checkpoint: checkpoint missing.pt not found; fix: correct models.missing_checkpoint.checkpoint",
+        "wrong_name": "input 'img' is not an argument of forward(x); fix: rename models.wrong_name.inputs",
+        "wrong_shape": "forward() failed on inputs [x 1x4x8x8 float32]",
+        "hardcoded_batch": "axis 0 (batch) is hard-coded — the graph traced at batch 2 does not run at batch 1",
+        "unexportable": "linalg_svd cannot be converted by the dynamo exporter at opset 18; fix:",
+    }
+    for model, sentence in expected.items():
+        assert sentence in out, f"{model}: {sentence!r} not in output"
+    results = workdir / "results"
+    good = sorted(p.name for p in (results / "good/bench/onnxruntime").glob("*.csv"))
+    assert good == ["dynamic.fp32.latency.csv", "dynamic.fp32.small.csv", "static-b2.fp32.static.csv"]
+    assert not (results / "hardcoded_batch/onnx/dynamic.check.json").exists()  # failed jobs leave no output
+    assert not (results / "hardcoded_batch/onnx/dynamic.sim.onnx").exists()
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_config_mistake_stops_before_any_job(tmp_path):
+    config = tiny_config()
+    config["sweep"]["profiles"] = ["latency", "nightly"]
+    workdir = copy_workflow(tmp_path, config)
+    proc = snakemake(workdir, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert "sweep.profiles names 'nightly', which is not a profile; fix: use one of" in proc.stdout + proc.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_interrupted_run_resumes_without_redoing_finished_work(tmp_path):
+    workdir = copy_workflow(tmp_path, tiny_config())
+    proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    engines = workdir / "results/tiny_text/engines/onnxruntime"
+    deadline = time.time() + 600
+    while not list(engines.glob("*.json")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake stops its running jobs and deletes their outputs
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert not list((workdir / "results").rglob("*.tmp"))
+    remaining = dry_run_jobs(workdir)
+    assert "reference" not in remaining and "checkpoint" not in remaining and remaining.get("summary") == 1
+    snakemake(workdir, "--cores", "2")
+    assert dry_run_jobs(workdir) == {}
+    assert pd.read_csv(workdir / "results/summary/accuracy.csv")["passed"].all()

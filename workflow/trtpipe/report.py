@@ -213,9 +213,15 @@ def plot_model(bench: pd.DataFrame, model: str, path: Path) -> None:
         style = "o--" if "static" in label else "s-"
         ax_lat.plot(grp["batch"], grp["latency_ms_median"], style, label=label)
         ax_thr.plot(grp["batch"], grp["throughput_samples_s"], style, label=label)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    batches = sorted(rows["batch"].unique())
     for ax, title, ylabel in ((ax_lat, "median latency", "ms"), (ax_thr, "throughput", "samples/s")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.set_xticks(batches)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("batch")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{model}: {title} vs batch")
@@ -275,6 +281,11 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
           "throughput is samples/s over the wall time of the timed loop. CPU timings include moving inputs and "
           "outputs (there is nothing to transfer). cv is the coefficient of variation of the latency; rows above the "
           "threshold are flagged unstable.")
+
+    if not bench.empty and bench["unstable"].astype(bool).all():
+        doc.p(f"Every row's cv is above the threshold ({bench['cv'].min():.1%} at best): this machine's timing noise "
+              "(a shared or virtual host, other load) is larger than the differences the flag guards. Medians are "
+              "more robust than means here; rerun on a quiet machine before drawing fine conclusions.")
 
     overview = []
     for model in sorted(bench["model"].unique()):

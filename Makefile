@@ -18,11 +18,12 @@ test: $(STAMP)
 setup: $(STAMP)
 
 # torch first, from its own spec, so that nothing later pulls a CUDA build by accident.
-$(STAMP): envs/requirements.txt
+$(STAMP): envs/requirements.txt envs/requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q "$(TORCH)"
 	$(VENV)/bin/python -m pip install -q -r envs/requirements.txt
+	$(VENV)/bin/python -m pip install -q --no-deps -r envs/requirements-nodeps.txt
 	touch $@
 
 clean:

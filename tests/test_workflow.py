@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pandas as pd
 import pytest
@@ -30,8 +31,9 @@ TS_MODEL = {"checkpoint": "model.ts", "inputs": [{"name": "x", "shape": [3, 8, 8
 
 
 def e2e_config():
-    user = {**USER_MODEL, "checkpoint": "user.pt"}
-    return tiny_config(tiny_text=TEXT_MODEL, tiny_sr=SR_MODEL, user=user, scripted=TS_MODEL)
+    text = {**TEXT_MODEL, "precisions": ["fp32", "fp16", "int8"]}
+    user = {**USER_MODEL, "checkpoint": "user.pt", "precisions": ["fp32", "int8"], "calibration_data": "calib.npz"}
+    return tiny_config(tiny_text=text, tiny_sr=SR_MODEL, user=user, scripted=TS_MODEL)
 
 
 def _write_user_checkpoints(workdir: Path) -> None:
@@ -42,6 +44,8 @@ def _write_user_checkpoints(workdir: Path) -> None:
 
     torch.manual_seed(1)
     torch.save(user_models.features_and_category().state_dict(), workdir / "user.pt")
+    rng = np.random.default_rng(5)
+    np.savez(workdir / "calib.npz", features=rng.standard_normal((24, 6)).astype(np.float32), category=rng.integers(0, 5, 24))
     conv = user_models.tiny_conv().eval()
     torch.jit.trace(conv, torch.randn(2, 3, 8, 8)).save(str(workdir / "model.ts"))
 
@@ -67,8 +71,10 @@ def test_end_to_end_artifacts(run):
 
     bench = pd.read_csv(results / "summary/benchmarks.csv")
     assert set(BENCH_REQUIRED) <= set(bench.columns)
-    # every engine at every configured batch inside its profile, opt included: static b1, b2; latency b1; small b1, b2
-    assert len(bench) == 4 * 5
+    # every engine at every configured batch inside its profile, opt included: static b1, b2; latency b1; small b1, b2;
+    # for each precision of each model (tiny_text 3, user 2, the others fp32)
+    assert len(bench) == 5 * (3 + 2 + 1 + 1)
+    assert set(bench[bench["model"] == "tiny_text"]["precision"]) == {"fp32", "fp16", "int8"}
     assert set(bench[bench["profile"] == "small"]["batch"]) == {1, 2}
     assert (bench["latency_ms_median"] > 0).all() and (bench["iterations"] >= 3).all()
     assert set(bench["variant"]) == {"static-b1", "static-b2", "dynamic"}
@@ -76,7 +82,13 @@ def test_end_to_end_artifacts(run):
     accuracy = pd.read_csv(results / "summary/accuracy.csv")
     assert set(ACCURACY_REQUIRED) <= set(accuracy.columns)
     assert accuracy["passed"].all()
-    assert set(accuracy["stage"]) == {"export", "simplify", "engine"}
+    assert set(accuracy["stage"]) == {"export", "simplify", "precision", "engine"}
+    int8_user = json.loads((results / "user/onnx/dynamic.sim.int8.json").read_text())
+    assert int8_user["calibration"] == {"source": "data", "path": "calib.npz", "samples": 24}
+    # ModelOpt 0.47's int8 PTQ leaves this Gemm-only MLP unquantized; the stats say so instead of hiding it
+    assert int8_user["quantize_nodes"] > 0 or "nothing in this graph was quantized" in " ".join(int8_user["warnings"])
+    int8_text = json.loads((results / "tiny_text/onnx/static-b2.sim.int8.json").read_text())
+    assert int8_text["calibration"]["source"] == "random" and int8_text["passed"]
     assert set(accuracy["model"]) == {"tiny_text", "tiny_sr", "user", "scripted"}
     sr_dims = accuracy[(accuracy["model"] == "tiny_sr") & (accuracy["stage"] == "engine") & (accuracy["profile"] == "small")]
     assert {"b1-dmin", "b1-dmax"} <= set(sr_dims["case"])  # the dynamic height/width were checked at min and max
@@ -84,7 +96,8 @@ def test_end_to_end_artifacts(run):
     sidecar = json.loads((results / "tiny_text/engines/onnxruntime/dynamic.fp32.small.json").read_text())
     assert sidecar["profile"]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
     html = (results / "summary/report.html").read_text()
-    for needle in ("tiny_text", "tiny_sr", "user", "scripted", "Batch scaling", "Static vs dynamic", "Accuracy against PyTorch"):
+    for needle in ("tiny_text", "tiny_sr", "user", "scripted", "Batch scaling", "Static vs dynamic", "Accuracy against PyTorch",
+                   "Precision conversions", "WARNING: tiny_text (int8) were calibrated on seeded random inputs"):
         assert needle in html
     for model in ("tiny_text", "tiny_sr", "user", "scripted"):
         assert (results / f"summary/plots/{model}.png").read_bytes()[:4] == b"\x89PNG"
@@ -109,9 +122,9 @@ def test_changing_a_profile_rebuilds_only_its_engines_benchmarks_and_summary(run
     config = e2e_config()
     config["profiles"]["small"] = {"min": 1, "opt": 3, "max": 8}
     jobs, outputs = _dry_run_with(workdir, config)
-    assert jobs == {"engine_onnxruntime": 4, "benchmark_onnxruntime": 4, "summary": 1, "all": 1}
+    assert jobs == {"engine_onnxruntime": 7, "benchmark_onnxruntime": 7, "summary": 1, "all": 1}
     stage_outputs = [o for o in outputs if "/summary/" not in o]
-    assert stage_outputs and all(".fp32.small." in o for o in stage_outputs)
+    assert stage_outputs and all("/dynamic." in o and ".small." in o for o in stage_outputs)
 
 
 def test_changing_one_models_input_shape_reruns_only_that_model(run):
@@ -134,7 +147,8 @@ def test_editing_one_stages_code_reruns_that_stage_and_what_follows(run):
         jobs = dry_run_jobs(workdir)
     finally:
         source.write_text(original)
-    assert jobs == {"simplify": 12, "engine_onnxruntime": 16, "benchmark_onnxruntime": 16, "summary": 1, "all": 1}
+    # 4 engines (static b1, b2; latency; small) per model and precision: tiny_text 3, user 2, the others 1
+    assert jobs == {"simplify": 12, "precision": 9, "engine_onnxruntime": 28, "benchmark_onnxruntime": 28, "summary": 1, "all": 1}
     assert dry_run_jobs(workdir) == {}  # digests are of content: restoring the file restores the verdict
 
 

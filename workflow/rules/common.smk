@@ -41,7 +41,7 @@ BENCH_THREADS = _scheduled_cores()
 wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
     variant=r"static-b[0-9]+|dynamic",
-    precision="|".join(SWEEP.precisions),
+    precision="fp32|fp16|bf16|int8|fp8",
     profile=r"static|[A-Za-z0-9_]+",
     backend="|".join(SWEEP.backends),
 
@@ -95,7 +95,19 @@ def tolerance_json(precision="fp32"):
 
 
 def onnx_for_engine(w):
-    return f"{R}/{w.model}/onnx/{w.variant}.sim.onnx"
+    suffix = "" if w.precision == "fp32" else f".{w.precision}"
+    return f"{R}/{w.model}/onnx/{w.variant}.sim{suffix}.onnx"
+
+
+def calibration_input(w):
+    # Only int8/fp8 read it; a missing file is left out of the DAG so that its job fails with one sentence.
+    path = SWEEP.calibration_data(w.model)
+    return [path] if path and w.precision in ("int8", "fp8") and os.path.exists(path) else []
+
+
+def calibration_arg(w):
+    path = SWEEP.calibration_data(w.model)
+    return f"--calibration-data {shlex.quote(path)}" if path and w.precision in ("int8", "fp8") else ""
 
 
 def engine_profile_json(w):
@@ -113,10 +125,13 @@ def engine_stem(t):
 
 ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
 BENCH_FILES = [f"{R}/{t.model}/bench/{t.backend}/{t.stem}.csv" for t in ENGINE_TARGETS]
+REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precisions_for(m) if p != "fp32"]
 ACCURACY_FILES = (
     [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]
+    + [f"{R}/{m}/accuracy/precision.{v}.{p}.csv" for m, v, p in REDUCED]
     + [f"{R}/{t.model}/accuracy/engine.{t.backend}.{t.stem}.csv" for t in ENGINE_TARGETS]
 )
 SIMPLIFY_STATS = [f"{R}/{m}/onnx/{v}.sim.json" for m in SWEEP.models for v in SWEEP.variants(m)]
+PRECISION_STATS = [f"{R}/{m}/onnx/{v}.sim.{p}.json" for m, v, p in REDUCED]
 PLOTS = [f"{R}/summary/plots/{m}.png" for m in SWEEP.models]
 SUMMARY_FILES = [f"{R}/summary/{name}" for name in ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")] + PLOTS

@@ -6,6 +6,7 @@ rule summary:
         bench=BENCH_FILES,
         accuracy=ACCURACY_FILES,
         stats=SIMPLIFY_STATS,
+        precision_stats=PRECISION_STATS,
     output:
         benchmarks=report(f"{R}/summary/benchmarks.csv", category="Summary", caption="../report/benchmarks.rst"),
         accuracy=report(f"{R}/summary/accuracy.csv", category="Summary", caption="../report/accuracy.rst"),
@@ -14,6 +15,7 @@ rule summary:
         plots=[report(p, category="Plots", caption="../report/plot.rst") for p in PLOTS],
     params:
         out_dir=lambda w, output: os.path.dirname(output.benchmarks),
+        skipped=as_json({m: SWEEP.skipped_targets(m) for m in SWEEP.models}),
         code=code("trtpipe.report"),
     log:
         f"{R}/summary/summary.log",
@@ -21,4 +23,4 @@ rule summary:
         "../../envs/report.yaml"
     shell:
         "trtpipe summarize --bench {input.bench} --accuracy {input.accuracy} --simplify-stats {input.stats}"
-        " --out-dir {params.out_dir} --log {log}"
+        " --precision-stats {input.precision_stats} --skipped {params.skipped:q} --out-dir {params.out_dir} --log {log}"

@@ -77,6 +77,26 @@ def cmd_simplify(args) -> None:
     write_json(args.stats_out, stats)
 
 
+def cmd_precision(args) -> None:
+    from .io import write_json
+    from .parity import first_failure, write_rows
+    from .precision import check_precision, convert
+
+    spec = _spec(args)
+    stats = convert(args.onnx, args.out, spec, args.variant, args.precision, json.loads(args.options), args.calibration_data)
+    rows, runtime = check_precision(args.out, spec, args.reference, args.variant, args.precision, json.loads(args.tolerance))
+    failed = first_failure(rows)
+    stats.update(parity_runtime=runtime, passed=failed is None)
+    if failed:
+        stats["warnings"].append(
+            f"{args.precision} fails its tolerance: output {failed['output']!r} at {failed['case']} has max abs err "
+            f"{failed['max_abs_err']:.3g}, cosine {failed['cosine']:.4f}; it is excluded from the best configuration"
+        )
+        log.warning("%s", stats["warnings"][-1])
+    write_rows(args.accuracy_out, rows)
+    write_json(args.stats_out, stats)
+
+
 def cmd_build_engine(args) -> None:
     from .engine import build_engine
     from .parity import write_rows
@@ -105,7 +125,7 @@ def cmd_benchmark(args) -> None:
 def cmd_summarize(args) -> None:
     from .report import summarize
 
-    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir)
+    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped))
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -158,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=True)
             p.add_argument("--stats-out", required=True)
 
+    p = command("precision", cmd_precision, "convert a simplified ONNX to fp16/bf16 (AutoCast) or int8/fp8 (Q/DQ PTQ)")
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--precision", required=True, choices=["fp16", "bf16", "int8", "fp8"])
+    p.add_argument("--options", default="{}", help="the config's precision settings as JSON")
+    p.add_argument("--calibration-data", help=".npz of real sample inputs for int8/fp8 (else seeded random inputs)")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--tolerance", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--accuracy-out", required=True)
+    p.add_argument("--stats-out", required=True)
+
     p = command("build-engine", cmd_build_engine, "build one engine for a profile, with its sidecar and parity")
     p.add_argument("--backend", required=True)
     p.add_argument("--onnx", required=True)
@@ -184,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", nargs="*", default=[])
     p.add_argument("--accuracy", nargs="*", default=[])
     p.add_argument("--simplify-stats", nargs="*", default=[])
+    p.add_argument("--precision-stats", nargs="*", default=[])
+    p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
     p.add_argument("--out-dir", required=True)
     return parser
 

@@ -26,8 +26,15 @@ PRESET_PROFILES = {
     "offline": {"min": 128, "opt": 128, "max": 128},
 }
 
-# Polygraphy's rule: an element fails only if it exceeds both atol and rtol.
-DEFAULT_TOLERANCES = {"fp32": {"atol": 1e-4, "rtol": 1e-3}}
+# Polygraphy's rule: an element fails only if it exceeds both atol and rtol; quantized outputs must
+# also keep their direction (cosine similarity).
+DEFAULT_TOLERANCES = {
+    "fp32": {"atol": 1e-4, "rtol": 1e-3},
+    "fp16": {"atol": 1e-2, "rtol": 1e-2},
+    "bf16": {"atol": 5e-2, "rtol": 5e-2},
+    "int8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},  # elementwise: a gross-error guard only
+    "fp8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},
+}
 
 REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch
 
@@ -57,6 +64,7 @@ class Sweep:
         self.profiles = {**PRESET_PROFILES, **raw["profiles"]}
         self.backends = list(raw["sweep"]["backends"])
         self.precisions = list(raw["sweep"]["precisions"])
+        self.precision = raw["precision"]
         self.export = raw["export"]
         self.simplify = raw["simplify"]
         self.onnxruntime = raw["onnxruntime"]
@@ -84,10 +92,26 @@ class Sweep:
     def variants(self, model: str) -> list[str]:
         return [f"static-b{b}" for b in self.batch_sizes_for(model)] + ["dynamic"]
 
+    def precisions_for(self, model: str) -> list[str]:
+        return list(self._model_raw[model].get("precisions") or self.precisions)
+
+    def calibration_data(self, model: str) -> str | None:
+        return self._model_raw[model].get("calibration_data")
+
+    def skipped_targets(self, model: str) -> list[tuple[str, str]]:
+        """(backend, precision) pairs not built because the backend cannot run that precision."""
+        from .backends import PRECISIONS
+
+        return [(b, p) for b in self.backends for p in self.precisions_for(model) if p not in PRECISIONS[b]]
+
     def engine_targets(self, model: str) -> list[EngineTarget]:
+        from .backends import PRECISIONS
+
         targets = []
         for backend in self.backends:
-            for precision in self.precisions:
+            for precision in self.precisions_for(model):
+                if precision not in PRECISIONS[backend]:
+                    continue
                 for b in self.batch_sizes_for(model):
                     targets.append(EngineTarget(model, backend, f"static-b{b}", precision, "static"))
                 for p in self.profiles_for(model):

@@ -37,7 +37,11 @@ def build_engine(
     reference_path: str | Path,
     tolerance: dict[str, float],
 ) -> list[dict[str, Any]]:
-    """Returns the engine's parity rows; raises ParityError if the engine disagrees with PyTorch."""
+    """Returns the engine's parity rows.
+
+    An fp32 engine that disagrees with PyTorch is a bug somewhere: ParityError. A reduced-precision
+    engine that misses its tolerance is a result: its rows say failed and the report excludes it.
+    """
     module = get_backend(backend)
     shapes = profile_shapes(spec, profile, variant)
     triples = {n: tuple(tuple(s) for s in v) for n, v in shapes.items()}
@@ -56,7 +60,10 @@ def build_engine(
         }
         rows = engine_parity(module, tmp, sidecar, spec, variant, precision, profile, reference_path, tolerance, engine_path)
         failed = first_failure(rows)
-        if failed:
+        if failed and precision != "fp32":
+            log.warning("%s misses its %s tolerance at %s (max abs err %.3g, cosine %.4f): recorded as failed",
+                        engine_path, precision, failed["case"], failed["max_abs_err"], failed["cosine"])
+        elif failed:
             raise ParityError(
                 f"{engine_path}: output {failed['output']!r} at batch {failed['batch']} ({failed['case']}) differs from "
                 f"PyTorch (max abs err {failed['max_abs_err']:.3g}, max rel err {failed['max_rel_err']:.3g}; tolerance atol "

@@ -8,8 +8,12 @@ from typing import Any
 import numpy as np
 
 
-def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:
-    """max abs/rel error, cosine similarity and pass/fail of one output."""
+def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float, min_cosine: float | None = None) -> dict[str, Any]:
+    """max abs/rel error, cosine similarity and pass/fail of one output.
+
+    `min_cosine` (int8/fp8) adds a whole-tensor criterion: quantized outputs may drift elementwise
+    while still pointing the same way.
+    """
     if actual.shape != expected.shape:
         return {
             "max_abs_err": float("inf"), "max_rel_err": float("inf"), "cosine": float("nan"),
@@ -26,19 +30,23 @@ def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float) 
     flat_a, flat_e = a.ravel(), e.ravel()
     norm = np.linalg.norm(flat_a) * np.linalg.norm(flat_e)
     cosine = float(flat_a @ flat_e / norm) if norm > 0 else float(np.array_equal(flat_a, flat_e))
+    passed = not failing.any()
+    note = ""
+    if min_cosine is not None and cosine < min_cosine:
+        passed, note = False, f"cosine {cosine:.4f} < {min_cosine}"
     return {
         "max_abs_err": float(np.nanmax(abs_err)) if abs_err.size else 0.0,
         "max_rel_err": float(np.nanmax(np.where(np.isfinite(rel_err), rel_err, np.inf))) if rel_err.size else 0.0,
         "cosine": cosine,
         "mismatch_fraction": float(failing.mean()) if failing.size else 0.0,
-        "passed": bool(not failing.any()),
-        "note": "",
+        "passed": bool(passed),
+        "note": note,
     }
 
 
 ACCURACY_COLUMNS = [
     "model", "stage", "variant", "precision", "backend", "profile", "case", "batch", "output",
-    "max_abs_err", "max_rel_err", "cosine", "mismatch_fraction", "atol", "rtol", "passed", "note",
+    "max_abs_err", "max_rel_err", "cosine", "mismatch_fraction", "atol", "rtol", "min_cosine", "passed", "note",
 ]
 
 
@@ -52,10 +60,11 @@ def parity_rows(
     tolerance: dict[str, float],
 ) -> list[dict[str, Any]]:
     rows = []
+    min_cosine = tolerance.get("min_cosine")
     for name, a, e in zip(names, actual, expected):
-        result = compare(np.asarray(a), np.asarray(e), tolerance["atol"], tolerance["rtol"])
+        result = compare(np.asarray(a), np.asarray(e), tolerance["atol"], tolerance["rtol"], min_cosine)
         rows.append({**labels, "case": case, "batch": batch, "output": name, "atol": tolerance["atol"],
-                     "rtol": tolerance["rtol"], **result})
+                     "rtol": tolerance["rtol"], "min_cosine": min_cosine, **result})
     return rows
 
 

@@ -100,19 +100,28 @@ def engine_label(row: pd.Series | dict) -> str:
     return f"{row['backend']} {row['variant']} {row['precision']} {row['profile']}"
 
 
-def failed_engines(accuracy: pd.DataFrame) -> set[tuple]:
-    """Engines (by ENGINE_KEYS) whose parity failed: excluded from 'best configuration'."""
+def failed_engines(accuracy: pd.DataFrame) -> tuple[set[tuple], set[tuple]]:
+    """What failed its accuracy check and is excluded from 'best configuration':
+    engines (by ENGINE_KEYS) whose own parity failed, and (model, variant, precision) ONNX files
+    whose precision stage failed (every engine built from them)."""
     if accuracy.empty:
-        return set()
-    eng = accuracy[(accuracy["stage"] == "engine") & (~accuracy["passed"].astype(bool))]
-    return {tuple(r[k] for k in ENGINE_KEYS) for _, r in eng.iterrows()}
+        return set(), set()
+    failed = accuracy[~accuracy["passed"].astype(bool)]
+    engines = {tuple(r[k] for k in ENGINE_KEYS) for _, r in failed[failed["stage"] == "engine"].iterrows()}
+    precisions = {(r["model"], r["variant"], r["precision"]) for _, r in failed[failed["stage"] == "precision"].iterrows()}
+    return engines, precisions
 
 
-def best_configurations(bench: pd.DataFrame, excluded: set[tuple]) -> dict[str, dict[str, Any]]:
+def _excluded(row, excluded: tuple[set[tuple], set[tuple]]) -> bool:
+    engines, precisions = excluded
+    return tuple(row[k] for k in ENGINE_KEYS) in engines or (row["model"], row["variant"], row["precision"]) in precisions
+
+
+def best_configurations(bench: pd.DataFrame, excluded: tuple[set[tuple], set[tuple]]) -> dict[str, dict[str, Any]]:
     """Per model: lowest median latency at its smallest batch, and highest samples/s at any batch."""
     out: dict[str, dict[str, Any]] = {}
     for model, rows in bench.groupby("model"):
-        ok = rows[[tuple(r[k] for k in ENGINE_KEYS) not in excluded for _, r in rows.iterrows()]]
+        ok = rows[[not _excluded(r, excluded) for _, r in rows.iterrows()]]
         if ok.empty:
             continue
         smallest = ok[ok["batch"] == ok["batch"].min()]
@@ -191,8 +200,17 @@ def accuracy_overview(accuracy: pd.DataFrame) -> pd.DataFrame:
     acc["profile"] = acc["profile"].fillna("")
     return (acc.groupby(keys, sort=False)
             .agg(cases=("case", "nunique"), max_abs_err=("max_abs_err", "max"), max_rel_err=("max_rel_err", "max"),
-                 min_cosine=("cosine", "min"), atol=("atol", "first"), rtol=("rtol", "first"), passed=("passed", "all"))
+                 worst_cosine=("cosine", "min"), atol=("atol", "first"), rtol=("rtol", "first"),
+                 cosine_floor=("min_cosine", "first"), passed=("passed", "all"))
             .reset_index())
+
+
+def _calibration_text(calibration: dict[str, Any] | None) -> str:
+    if not calibration:
+        return ""
+    if calibration["source"] == "random":
+        return f"RANDOM ({calibration['samples']} seeded samples)"
+    return f"{calibration['path']} ({calibration['samples']} samples)"
 
 
 # --- plots ---------------------------------------------------------------------------------------
@@ -242,7 +260,8 @@ def _fmt(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats: list[str], out_dir: str | Path) -> None:
+def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats: list[str], out_dir: str | Path,
+              precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None) -> None:
     out_dir = Path(out_dir)
     bench = pd.concat([pd.read_csv(p) for p in bench_paths], ignore_index=True) if bench_paths else pd.DataFrame()
     accuracy = (pd.concat([pd.read_csv(p) for p in accuracy_paths], ignore_index=True)
@@ -257,15 +276,18 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
         plots[model] = out_dir / "plots" / f"{model}.png"
         plot_model(bench, model, plots[model])
 
-    doc = build_document(bench, accuracy, simplify_stats, plots)
+    doc = build_document(bench, accuracy, simplify_stats, plots, precision_stats, skipped or {})
     write_text(out_dir / "report.md", doc.markdown(out_dir))
     write_text(out_dir / "report.html", doc.html("trtpipe report"))
     log.info("report: %s", out_dir / "report.html")
 
 
-def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: list[str], plots: dict[str, Path]) -> Doc:
+def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: list[str], plots: dict[str, Path],
+                   precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None) -> Doc:
     doc = Doc()
+    skipped = skipped or {}
     excluded = failed_engines(accuracy)
+    precisions = [json.loads(Path(p).read_text()) for p in precision_stats]
     best = best_configurations(bench, excluded)
     scaling = batch_scaling(bench)
     svd = static_vs_dynamic(bench)
@@ -286,6 +308,13 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
         doc.p(f"Every row's cv is above the threshold ({bench['cv'].min():.1%} at best): this machine's timing noise "
               "(a shared or virtual host, other load) is larger than the differences the flag guards. Medians are "
               "more robust than means here; rerun on a quiet machine before drawing fine conclusions.")
+
+    random_calibration = sorted({f"{st['model']} ({st['precision']})" for st in precisions
+                                 if st.get("calibration", {}).get("source") == "random"})
+    if random_calibration:
+        doc.p("WARNING: " + ", ".join(random_calibration) + " were calibrated on seeded random inputs, not real data. "
+              "Their accuracy numbers below compare random inputs with random inputs and say nothing about accuracy "
+              "on real data; give models.<name>.calibration_data (an .npz of real samples) before trusting them.")
 
     overview = []
     for model in sorted(bench["model"].unique()):
@@ -315,8 +344,12 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
                 f"Highest throughput: {engine_label(thr)} at batch {thr['batch']}: {_fmt(thr['throughput_samples_s'])} samples/s "
                 f"(median {_fmt(thr['latency_ms_median'])} ms per batch).",
             ])
-        if any(tuple(r[k] for k in ENGINE_KEYS) in excluded for _, r in rows.iterrows()):
-            doc.p("Engines that failed their accuracy check are excluded from the best configuration.")
+        if any(_excluded(r, excluded) for _, r in rows.iterrows()):
+            doc.p("Engines that failed their accuracy check (their own, or their precision's) are excluded from the best "
+                  "configuration.")
+        if skipped.get(model):
+            doc.p("Not built: " + "; ".join(f"{p} on {b}" for b, p in skipped[model]) + " (the backend has no kernels for that "
+                  "precision here); the precision ONNX and its parity are still in accuracy.csv.")
         if model in plots:
             doc.image(plots[model], f"{model} latency and throughput vs batch")
 
@@ -357,8 +390,23 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
                   "over the artifact's reference batches and outputs.")
             doc.table(a.drop(columns=["model"]).assign(
                 max_abs_err=a["max_abs_err"].map(lambda v: f"{v:.2e}"), max_rel_err=a["max_rel_err"].map(lambda v: f"{v:.2e}"),
-                min_cosine=a["min_cosine"].map(lambda v: f"{v:.6f}"),
+                worst_cosine=a["worst_cosine"].map(lambda v: f"{v:.6f}"),
+                cosine_floor=a["cosine_floor"].map(lambda v: "" if pd.isna(v) else f"{v:g}"),
                 passed=a["passed"].map(lambda v: "pass" if v else "FAIL")))
+
+        prec = sorted((st for st in precisions if st["model"] == model), key=lambda st: (st["precision"], st["variant"]))
+        if prec:
+            doc.h(3, "Precision conversions")
+            doc.p("Reduced precision lives in the ONNX (strongly typed, as TensorRT 11 builds it): AutoCast keeps sensitive "
+                  "nodes in fp32 and inserts casts; PTQ inserts Q/DQ nodes. 'passed' is the precision ONNX against PyTorch.")
+            doc.table(pd.DataFrame([{
+                "variant": st["variant"], "precision": st["precision"], "method": st["method"], "casts": st["casts"],
+                "Q/DQ": f"{st['quantize_nodes']}/{st['dequantize_nodes']}",
+                "calibration": _calibration_text(st.get("calibration")), "evaluated with": st.get("parity_runtime", ""),
+                "passed": "pass" if st.get("passed") else "FAIL",
+            } for st in prec]))
+            notes = sorted({w for st in prec for w in st["warnings"]})
+            doc.bullets(notes)
 
         simp = sorted((st for st in stats if st["model"] == model), key=lambda st: st["variant"])
         if simp:

@@ -13,6 +13,12 @@ from types import ModuleType
 
 MODULES = {"onnxruntime": "trtpipe.backends.onnxruntime"}
 
+# Precisions each backend builds engines for. ONNX Runtime's CPU provider has fp16 and int8
+# (QDQ -> QLinear) kernels, but no bf16 kernels and runs fp8 Q/DQ only as simulated fp32.
+PRECISIONS = {
+    "onnxruntime": ("fp32", "fp16", "int8"),
+}
+
 
 def get(name: str) -> ModuleType:
     if name not in MODULES:

@@ -84,8 +84,13 @@ def build(onnx_path: str | Path, engine_path: str | Path, spec, profile, shapes:
     """Save ONNX Runtime's optimized model for this profile; returns the sidecar's backend fields."""
     import onnx
 
-    if precision != "fp32":
-        raise TrtpipeError(f"{onnx_path}: precision {precision!r} is not available for the onnxruntime backend yet; fix: use fp32.")
+    from . import PRECISIONS
+
+    if precision not in PRECISIONS[NAME]:
+        raise TrtpipeError(
+            f"{onnx_path}: ONNX Runtime's CPU provider has no {precision} kernels; fix: build {precision} with the "
+            f"tensorrt backend, or use one of {', '.join(PRECISIONS[NAME])} here."
+        )
     graph = onnx.load(str(onnx_path))
     baked = []
     for value in graph.graph.input:
@@ -141,3 +146,37 @@ class Runner:
 
 def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0) -> Runner:
     return Runner(engine_path, sidecar, threads)
+
+
+class OnnxEvaluator:
+    """Runs an ONNX file on the CPU for parity checks, whatever its precision.
+
+    ONNX Runtime first; with its graph optimizations off where they reject a graph (fp8 Q/DQ fusion);
+    ONNX's reference evaluator where ONNX Runtime has no CPU kernel at all (bf16). `runtime` says
+    which one ran, so accuracy rows can say how their numbers were obtained.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._run = None
+        self.runtime = ""
+        for level in ("basic", "disabled"):
+            try:
+                sess = session(self.path, level=level)
+            except Exception as exc:  # ORT raises its own exception types for unsupported graphs
+                log.info("ONNX Runtime (optimizations %s) cannot load %s: %s", level, self.path, str(exc).splitlines()[0][:200])
+                continue
+            self.output_names = output_names(sess)
+            self._run = lambda feeds, s=sess: run_session(s, feeds, self.path)
+            self.runtime = f"onnxruntime {version()} (optimizations {level})"
+            return
+        from onnx.reference import ReferenceEvaluator
+
+        reference = ReferenceEvaluator(self.path)
+        self.output_names = list(reference.output_names)
+        self._run = lambda feeds: [np.asarray(o) for o in reference.run(None, feeds)]
+        self.runtime = "onnx.reference (no ONNX Runtime CPU kernels for this graph)"
+        log.warning("%s: evaluated with ONNX's reference evaluator (slow, exact)", self.path)
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._run(feeds)

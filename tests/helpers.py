@@ -24,7 +24,8 @@ def copy_workflow(dest: Path, config: dict) -> Path:
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest / part)
-    shutil.copytree(REPO / "tests" / "data", dest / "tests" / "data", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("data", "doubles"):
+        shutil.copytree(REPO / "tests" / folder, dest / "tests" / folder, ignore=shutil.ignore_patterns("__pycache__"))
     write_config(dest, config)
     return dest
 
@@ -33,8 +34,8 @@ def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1200, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **(env or {})}
     proc = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
-from trtpipe.backends.onnxruntime import OnnxEvaluator
+from trtpipe.backends.ort_session import OnnxEvaluator
 from trtpipe.config import validate
 from trtpipe.errors import TrtpipeError
 from trtpipe.export import export_onnx

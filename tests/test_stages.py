@@ -143,7 +143,7 @@ def text_engines(sweep, work):
     built = {}
     for profile in (sweep.profile("latency"), sweep.profile("small")):
         engine = work / f"text.{profile.name}.onnx"
-        rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, "dynamic", "fp32", profile,
+        rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, "dynamic", "fp32", [profile],
                             {"optimization_level": "all"}, work / "tiny_text.npz", TOL)
         built[profile.name] = (engine, rows)
     return built
@@ -152,7 +152,7 @@ def text_engines(sweep, work):
 def test_engine_sidecar_parity_and_baked_dims(text_engines):
     engine, rows = text_engines["small"]
     sidecar = json.loads(engine.with_suffix(".json").read_text())
-    assert sidecar["profile"]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
+    assert sidecar["profiles"][0]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
     for key in ("backend_version", "device", "engine_bytes", "build_seconds", "optimization_level", "source_onnx"):
         assert key in sidecar
     assert {r["case"] for r in rows} == {"b1", "b2", "b3", "b1-dmin", "b1-dmax"} and all(r["passed"] for r in rows)
@@ -166,7 +166,7 @@ def test_engine_for_a_profile_beyond_the_reference_uses_tiled_cases(sweep, work)
     src = work / "text.engine-src.onnx"
     engine = work / "text.offline.onnx"
     rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, "dynamic", "fp32",
-                        sweep.profile("offline"), {}, work / "tiny_text.npz", TOL)
+                        [sweep.profile("offline")], {}, work / "tiny_text.npz", TOL)
     assert {r["batch"] for r in rows} == {128} and {r["case"] for r in rows} >= {"b3->b128"} and all(r["passed"] for r in rows)
     tiled = Reference(work / "tiny_text.npz").cases_within(128, 128, 128, ("opt",))[0]
     assert np.array_equal(tiled.inputs["input_ids"][3], tiled.inputs["input_ids"][0])  # b3 repeated along the batch

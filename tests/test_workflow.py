@@ -94,7 +94,7 @@ def test_end_to_end_artifacts(run):
     assert {"b1-dmin", "b1-dmax"} <= set(sr_dims["case"])  # the dynamic height/width were checked at min and max
 
     sidecar = json.loads((results / "tiny_text/engines/onnxruntime/dynamic.fp32.small.json").read_text())
-    assert sidecar["profile"]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
+    assert sidecar["profiles"][0]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
     html = (results / "summary/report.html").read_text()
     for needle in ("tiny_text", "tiny_sr", "user", "scripted", "Batch scaling", "Static vs dynamic", "Accuracy against PyTorch",
                    "Precision conversions", "WARNING: tiny_text (int8) were calibrated on seeded random inputs"):

@@ -9,6 +9,8 @@ import sys
 from snakemake.settings.types import DeploymentMethod
 
 from trtpipe import codehash
+from trtpipe.identity import params_identity
+from trtpipe.config import COMBINED
 
 R = SWEEP.results
 PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
@@ -42,8 +44,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
     variant=r"static-b[0-9]+|dynamic",
     precision="fp32|fp16|bf16|int8|fp8",
-    profile=r"static|[A-Za-z0-9_]+",
-    backend="|".join(SWEEP.backends),
+    profile=r"[A-Za-z0-9_]+",
 
 
 def as_json(value):
@@ -110,8 +111,18 @@ def calibration_arg(w):
     return f"--calibration-data {shlex.quote(path)}" if path and w.precision in ("int8", "fp8") else ""
 
 
-def engine_profile_json(w):
-    return SWEEP.engine_profile(w.model, w.variant, w.profile).to_json()
+def engine_profiles_json(w):
+    return as_json([p.to_dict() for p in SWEEP.engine_profiles(w.model, w.variant, w.profile)])
+
+
+ENGINE_SUFFIX = {"onnxruntime": "onnx", "tensorrt": "engine"}
+
+
+def engine_file(w, backend, sidecar=False):
+    """The engine a benchmark times: its own, or the combined engine holding its profile."""
+    combined = w.variant == "dynamic" and SWEEP.combines_profiles(backend)
+    stem = f"{w.variant}.{w.precision}.{COMBINED if combined else w.profile}"
+    return f"{R}/{w.model}/engines/{backend}/{stem}.{'json' if sidecar else ENGINE_SUFFIX[backend]}"
 
 
 def bench_batches(w):
@@ -124,7 +135,7 @@ def engine_stem(t):
 
 
 ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
-BENCH_FILES = [f"{R}/{t.model}/bench/{t.backend}/{t.stem}.csv" for t in ENGINE_TARGETS]
+BENCH_FILES = [f"{R}/{t.engine.model}/bench/{t.engine.backend}/{t.stem}.csv" for m in SWEEP.models for t in SWEEP.bench_targets(m)]
 REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precisions_for(m) if p != "fp32"]
 ACCURACY_FILES = (
     [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]

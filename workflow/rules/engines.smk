@@ -1,5 +1,7 @@
 # Stage 5: one engine per (variant, precision, profile) and backend, with its sidecar JSON and its
-# parity against PyTorch. Static variants get a fixed profile at their batch ("static").
+# parity against PyTorch. Static variants get a fixed profile at their batch ("static"); a TensorRT
+# engine may hold every profile of the dynamic variant ("combined", tensorrt.combine_profiles).
+# Params carry the backend's version and the device: an engine is only valid where it was built.
 
 
 rule engine_onnxruntime:
@@ -11,9 +13,11 @@ rule engine_onnxruntime:
         sidecar=f"{R}/{{model}}/engines/onnxruntime/{{variant}}.{{precision}}.{{profile}}.json",
         accuracy=f"{R}/{{model}}/accuracy/engine.onnxruntime.{{variant}}.{{precision}}.{{profile}}.csv",
     params:
+        backend="onnxruntime",
         spec=model_json,
-        profile=engine_profile_json,
+        profiles=engine_profiles_json,
         options=as_json(SWEEP.onnxruntime),
+        identity=as_json(params_identity("onnxruntime")),
         tolerance=lambda w: tolerance_json(w.precision),
         code=code("trtpipe.engine", "trtpipe.backends.onnxruntime"),
     log:
@@ -21,7 +25,25 @@ rule engine_onnxruntime:
     conda:
         "../../envs/onnx.yaml"
     shell:
-        "trtpipe build-engine --backend onnxruntime --model-spec {params.spec:q} --onnx {input.onnx}"
-        " --variant {wildcards.variant} --precision {wildcards.precision} --profile {params.profile:q}"
+        "trtpipe build-engine --backend {params.backend} --model-spec {params.spec:q} --onnx {input.onnx}"
+        " --variant {wildcards.variant} --precision {wildcards.precision} --profiles {params.profiles:q}"
         " --options {params.options:q} --reference {input.reference} --tolerance {params.tolerance:q}"
         " --engine-out {output.engine} --sidecar-out {output.sidecar} --accuracy-out {output.accuracy} --log {log}"
+
+
+use rule engine_onnxruntime as engine_tensorrt with:
+    output:
+        engine=f"{R}/{{model}}/engines/tensorrt/{{variant}}.{{precision}}.{{profile}}.engine",
+        sidecar=f"{R}/{{model}}/engines/tensorrt/{{variant}}.{{precision}}.{{profile}}.json",
+        accuracy=f"{R}/{{model}}/accuracy/engine.tensorrt.{{variant}}.{{precision}}.{{profile}}.csv",
+    params:
+        backend="tensorrt",
+        options=as_json(SWEEP.tensorrt),
+        identity=as_json(params_identity("tensorrt")) if "tensorrt" in SWEEP.backends else "",
+        code=code("trtpipe.engine", "trtpipe.backends.tensorrt"),
+    log:
+        f"{R}/{{model}}/logs/engine.tensorrt.{{variant}}.{{precision}}.{{profile}}.log",
+    conda:
+        "../../envs/tensorrt.yaml"
+    resources:
+        gpu=1,

@@ -13,10 +13,11 @@ import pandas as pd
 from .backends import get as get_backend
 from .engine import read_sidecar
 from .errors import ProfileError
+from .gpu import GPU_COLUMNS
 from .inputs import random_inputs
 from .spec import ModelSpec
 from .sysinfo import git_rev
-from .timing import STAT_COLUMNS, TimingSettings, measure, summarize
+from .timing import STAT_COLUMNS, TimingSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ PROVENANCE_COLUMNS = [
     "input_shapes", "device", "backend_version", "threads", "transfers_included", "cuda_graph", "input_sets",
     "git_rev", "timestamp",
 ]
-BENCH_COLUMNS = PROVENANCE_COLUMNS + STAT_COLUMNS
+# GPU-only columns are empty (NaN) for CPU backends: one schema for every row.
+BENCH_COLUMNS = PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + ["trtexec_compute_ms_median", "driver", "sm_clock_mhz"]
 
 
 def benchmark_engine(
@@ -36,24 +38,27 @@ def benchmark_engine(
     settings: TimingSettings,
     input_sets: int,
     threads: int = 0,
+    profile_name: str | None = None,
+    backend_options: dict | None = None,
 ) -> pd.DataFrame:
     sidecar = read_sidecar(sidecar_path)
     module = get_backend(sidecar["backend"])
-    runner = module.load(engine_path, sidecar, threads=threads)
-    profile = sidecar["profile"]
+    profiles = {p["name"]: p for p in sidecar["profiles"]}
+    profile = profiles[profile_name] if profile_name in profiles else sidecar["profiles"][0]
+    if profile_name and profile_name not in profiles:
+        raise ProfileError(f"{engine_path} has no profile {profile_name!r} (it has {', '.join(profiles)}); fix: pick one of those.")
     outside = [b for b in batches if not profile["min"] <= b <= profile["max"]]
     if outside:
         raise ProfileError(
             f"{engine_path}: batch {outside[0]} is outside profile {profile['name']!r} (batch {profile['min']}..{profile['max']}); "
             f"fix: benchmark batches inside the profile or add a profile that covers it."
         )
+    runner = module.load(engine_path, sidecar, threads=threads, profile=profile["name"], options=backend_options or {})
     info = runner.describe()
     rows = []
     for batch in batches:
         sets = [random_inputs(spec, batch, "opt", spec.seed, stream=f"bench/{k}") for k in range(input_sets)]
-        steps = [runner.timed_step(feeds) for feeds in sets]
-        m = measure(steps, settings)
-        stats = summarize(m, batch, settings.cv_threshold)
+        stats = runner.benchmark(sets, settings, batch)
         rows.append({
             "model": spec.name, "variant": sidecar["variant"], "precision": sidecar["precision"],
             "backend": sidecar["backend"], "profile": profile["name"], "profile_min": profile["min"],

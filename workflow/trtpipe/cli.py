@@ -102,9 +102,10 @@ def cmd_build_engine(args) -> None:
     from .parity import write_rows
     from .spec import Profile
 
+    profiles = [Profile.from_dict(p) for p in json.loads(args.profiles)]
     rows = build_engine(
         args.backend, args.onnx, args.engine_out, args.sidecar_out, _spec(args), args.variant, args.precision,
-        Profile.from_dict(json.loads(args.profile)), json.loads(args.options), args.reference, json.loads(args.tolerance),
+        profiles, json.loads(args.options), args.reference, json.loads(args.tolerance),
     )
     write_rows(args.accuracy_out, rows)
 
@@ -118,7 +119,8 @@ def cmd_benchmark(args) -> None:
     # An explicit intra-op count wins; else one thread per core the job owns and the machine has.
     threads = args.intra_op_threads or min(args.threads, len(os.sched_getaffinity(0)))
     frame = benchmark_engine(args.engine, args.sidecar, _spec(args), _batches(args.batches),
-                             TimingSettings.from_config(settings), settings.get("input_sets", 4), threads)
+                             TimingSettings.from_config(settings), settings.get("input_sets", 4), threads,
+                             args.profile, json.loads(args.backend_options))
     write_csv(args.out, frame)
 
 
@@ -195,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True)
     p.add_argument("--variant", required=True)
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--profile", required=True, help='JSON: {"name": ..., "min": 1, "opt": 4, "max": 32}')
+    p.add_argument("--profiles", required=True,
+                   help='JSON list: [{"name": ..., "min": 1, "opt": 4, "max": 32}, ...]; several go into one engine where the '
+                        'backend allows it')
     p.add_argument("--options", default="{}", help="backend options as JSON")
     p.add_argument("--reference", required=True)
     p.add_argument("--tolerance", required=True)
@@ -210,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", default="{}", help="benchmark settings as JSON (see config.yaml: benchmark)")
     p.add_argument("--threads", type=int, default=0, help="cores this job owns (0: the backend decides)")
     p.add_argument("--intra-op-threads", type=int, default=0, help="threads for the backend; 0: use --threads")
+    p.add_argument("--profile", help="which of the engine's profiles to time (default: its first)")
+    p.add_argument("--backend-options", default="{}", help="the backend's config section as JSON")
     p.add_argument("--out", required=True)
 
     p = command("summarize", cmd_summarize, "summary CSVs, plots and report", model=False)

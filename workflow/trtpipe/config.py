@@ -37,6 +37,8 @@ DEFAULT_TOLERANCES = {
 }
 
 REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch
+COMBINED = "combined"  # the engine name of a TensorRT engine holding every profile
+RESERVED_PROFILE_NAMES = ("static", COMBINED)
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,21 @@ class EngineTarget:
     backend: str
     variant: str
     precision: str
-    profile: str
+    profile: str  # a profile name, "static", or "combined" (several profiles in one engine)
 
     @property
     def stem(self) -> str:
         return f"{self.variant}.{self.precision}.{self.profile}"
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    engine: EngineTarget
+    profile: str  # the profile timed: the engine's own, or one of a combined engine's
+
+    @property
+    def stem(self) -> str:
+        return f"{self.engine.variant}.{self.engine.precision}.{self.profile}"
 
 
 class Sweep:
@@ -68,6 +80,7 @@ class Sweep:
         self.export = raw["export"]
         self.simplify = raw["simplify"]
         self.onnxruntime = raw["onnxruntime"]
+        self.tensorrt = raw["tensorrt"]
         self.benchmark = raw["benchmark"]
         self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
         for p, t in DEFAULT_TOLERANCES.items():
@@ -114,14 +127,36 @@ class Sweep:
                     continue
                 for b in self.batch_sizes_for(model):
                     targets.append(EngineTarget(model, backend, f"static-b{b}", precision, "static"))
-                for p in self.profiles_for(model):
-                    targets.append(EngineTarget(model, backend, "dynamic", precision, p.name))
+                if self.combines_profiles(backend):
+                    targets.append(EngineTarget(model, backend, "dynamic", precision, COMBINED))
+                else:
+                    targets += [EngineTarget(model, backend, "dynamic", precision, p.name) for p in self.profiles_for(model)]
         return targets
 
+    def bench_targets(self, model: str) -> list[BenchTarget]:
+        return [BenchTarget(t, p.name) if t.profile == COMBINED else BenchTarget(t, t.profile)
+                for t in self.engine_targets(model)
+                for p in (self.profiles_for(model) if t.profile == COMBINED else [None])]
+
+    def combines_profiles(self, backend: str) -> bool:
+        return backend == "tensorrt" and bool(self.tensorrt["combine_profiles"])
+
+    def engine_profiles(self, model: str, variant: str, profile: str) -> list[Profile]:
+        """The profiles an engine holds: a static variant's fixed one, one profile, or all of a combined engine."""
+        if variant.startswith("static-b"):
+            return [Profile.static(int(variant[len("static-b"):]))]
+        if profile == COMBINED:
+            return self.profiles_for(model)
+        return [self.profile(profile)]
+
     def engine_profile(self, model: str, variant: str, profile: str) -> Profile:
+        """The profile a benchmark times."""
         if variant.startswith("static-b"):
             return Profile.static(int(variant[len("static-b"):]))
         return self.profile(profile)
+
+    def backend_options(self, backend: str) -> dict[str, Any]:
+        return {"onnxruntime": self.onnxruntime, "tensorrt": self.tensorrt}[backend]
 
     def bench_batches(self, model: str, profile: Profile) -> list[int]:
         """Every configured batch inside the profile, always including opt."""
@@ -230,6 +265,10 @@ def _describe(error, source: str, schema: dict[str, Any]) -> str:
 
 def _check_semantics(data: dict[str, Any], source: str) -> None:
     profiles = {**PRESET_PROFILES, **data["profiles"]}
+    for name in data["profiles"]:
+        if name in RESERVED_PROFILE_NAMES:
+            raise ConfigError(f"{source}: profiles.{name} uses a reserved name; fix: call it something other than "
+                              f"{' or '.join(RESERVED_PROFILE_NAMES)}.")
     for name, p in data["profiles"].items():
         if not p["min"] <= p["opt"] <= p["max"]:
             raise ConfigError(
@@ -301,4 +340,4 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
                 raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
 
 
-__all__ = ["Sweep", "EngineTarget", "validate", "load_file", "PRESET_PROFILES"]
+__all__ = ["Sweep", "EngineTarget", "BenchTarget", "validate", "load_file", "PRESET_PROFILES"]

@@ -32,7 +32,7 @@ def build_engine(
     spec: ModelSpec,
     variant: str,
     precision: str,
-    profile: Profile,
+    profiles: list[Profile],
     options: dict[str, Any],
     reference_path: str | Path,
     tolerance: dict[str, float],
@@ -43,22 +43,25 @@ def build_engine(
     engine that misses its tolerance is a result: its rows say failed and the report excludes it.
     """
     module = get_backend(backend)
-    shapes = profile_shapes(spec, profile, variant)
-    triples = {n: tuple(tuple(s) for s in v) for n, v in shapes.items()}
+    shapes = [profile_shapes(spec, p, variant) for p in profiles]
+    triples = [{n: tuple(tuple(s) for s in v) for n, v in per_profile.items()} for per_profile in shapes]
     start = time.perf_counter()
     with atomic_path(engine_path) as tmp:
-        fields = module.build(onnx_path, tmp, spec, profile, triples, precision, options)
+        fields = module.build(onnx_path, tmp, spec, profiles, triples, precision, options)
         sidecar = {
             "model": spec.name, "variant": variant, "precision": precision, "backend": backend,
             "source_onnx": str(onnx_path),
-            "profile": {**profile.to_dict(), "shapes": shapes},
+            "profiles": [{**p.to_dict(), "shapes": s} for p, s in zip(profiles, shapes)],
             **module.identity(),
             **fields,
             "build_seconds_total": time.perf_counter() - start,
             "engine_bytes": os.path.getsize(tmp),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        rows = engine_parity(module, tmp, sidecar, spec, variant, precision, profile, reference_path, tolerance, engine_path)
+        rows = []
+        for profile in profiles:
+            rows += engine_parity(module, tmp, sidecar, spec, variant, precision, profile, reference_path, tolerance,
+                                  engine_path, options)
         failed = first_failure(rows)
         if failed and precision != "fp32":
             log.warning("%s misses its %s tolerance at %s (max abs err %.3g, cosine %.4f): recorded as failed",
@@ -75,8 +78,9 @@ def build_engine(
     return rows
 
 
-def engine_parity(module, engine_file, sidecar, spec, variant, precision, profile, reference_path, tolerance, shown_as) -> list[dict[str, Any]]:
-    runner = module.load(engine_file, sidecar)
+def engine_parity(module, engine_file, sidecar, spec, variant, precision, profile, reference_path, tolerance, shown_as,
+                  options) -> list[dict[str, Any]]:
+    runner = module.load(engine_file, sidecar, profile=profile.name, options=options)
     reference = Reference(reference_path)
     dims = ("opt", "min", "max") if variant == "dynamic" else ("opt",)
     labels = {"model": spec.name, "stage": "engine", "variant": variant, "precision": precision,

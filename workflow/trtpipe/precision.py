@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,16 @@ def calibration_inputs(spec: ModelSpec, batch: int | None, data_path: str | None
     return arrays, source
 
 
+def _hide_tensorrt_from_modelopt() -> None:
+    """ModelOpt's PTQ, when `import tensorrt` works, parses the graph with TensorRT to find plugin layers.
+    trtpipe supports no TensorRT plugins, and a precision ONNX must not depend on whether TensorRT happens
+    to be installed where this job runs: the same conversion on every machine (calibration runs on the CPU)."""
+    if "tensorrt" not in sys.modules:
+        sys.modules["tensorrt"] = None  # makes `import tensorrt` raise ImportError in this process
+
+
 def _autocast(in_path: str, precision: str, options: dict[str, Any]):
+    _hide_tensorrt_from_modelopt()
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     model = convert_to_mixed_precision(
@@ -89,6 +99,7 @@ def _autocast(in_path: str, precision: str, options: dict[str, Any]):
 
 
 def _quantize(in_path: str, out_path: Path, precision: str, calibration: dict[str, np.ndarray], options: dict[str, Any]) -> None:
+    _hide_tensorrt_from_modelopt()
     from modelopt.onnx.quantization import quantize
 
     quantize(
@@ -165,7 +176,7 @@ def convert(
 def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str | Path, variant: str, precision: str,
                     tolerance: dict[str, float]) -> tuple[list[dict[str, Any]], str]:
     """Parity of a precision ONNX against PyTorch; returns (rows, which runtime evaluated it)."""
-    from .backends.onnxruntime import OnnxEvaluator
+    from .backends.ort_session import OnnxEvaluator
 
     evaluator = OnnxEvaluator(onnx_path)
     reference = Reference(reference_path)

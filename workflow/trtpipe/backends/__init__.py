@@ -1,8 +1,11 @@
-"""Inference backends. Each module has the same two roles:
+"""Inference backends. Each backend module (onnxruntime, tensorrt) has the same parts:
 
-- build(onnx_path, engine_path, spec, profile, shapes, precision, options) -> sidecar dict
-- load(engine_path, sidecar) -> a Runner with run(feeds) and timed_step(feeds)
+- identity() -> what makes its engines invalid elsewhere (library version, device), for the sidecar
+- build(onnx_path, engine_path, spec, profiles, shapes, precision, options) -> the sidecar's backend fields
+- load(engine_path, sidecar, threads, profile, options) -> a Runner with run(feeds),
+  benchmark(feed_sets, settings, batch) and describe()
 
+ort_session.py is not a backend: it runs ONNX files on the CPU for the parity checks of every stage.
 Nothing outside this package imports a backend library (onnxruntime, tensorrt) directly.
 """
 
@@ -11,12 +14,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-MODULES = {"onnxruntime": "trtpipe.backends.onnxruntime"}
+MODULES = {"onnxruntime": "trtpipe.backends.onnxruntime", "tensorrt": "trtpipe.backends.tensorrt"}
 
 # Precisions each backend builds engines for. ONNX Runtime's CPU provider has fp16 and int8
 # (QDQ -> QLinear) kernels, but no bf16 kernels and runs fp8 Q/DQ only as simulated fp32.
 PRECISIONS = {
     "onnxruntime": ("fp32", "fp16", "int8"),
+    "tensorrt": ("fp32", "fp16", "bf16", "int8", "fp8"),
 }
 
 

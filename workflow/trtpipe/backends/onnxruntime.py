@@ -8,31 +8,20 @@ min == max, and the runner refuses shapes outside min/max as TensorRT would.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from ..errors import TrtpipeError
 from ..spec import Shape, check_shapes_in_profile
+from .ort_session import output_names, run_session, session, version
 
 log = logging.getLogger(__name__)
 
 NAME = "onnxruntime"
 ENGINE_SUFFIX = ".onnx"
-LEVELS = {
-    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-
-
-def version() -> str:
-    return ort.__version__
 
 
 def identity() -> dict[str, str]:
@@ -42,49 +31,16 @@ def identity() -> dict[str, str]:
     return {"backend_version": version(), "device": cpu_name()}
 
 
-def session(model: str | Path | bytes, level: str = "basic", threads: int = 0, save_to: str | Path | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = LEVELS[level]
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # errors reach us as exceptions; keep ORT's own log quiet
-    if save_to is not None:
-        options.optimized_model_filepath = str(save_to)
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-
-
-class RunFailure(TrtpipeError):
-    """ONNX Runtime failed while running a node."""
-
-    def __init__(self, message: str, node: str | None, op_type: str | None):
-        super().__init__(message)
-        self.node = node
-        self.op_type = op_type
-
-
-def run_session(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], what: str) -> list[np.ndarray]:
-    try:
-        return sess.run(None, feeds)
-    except Exception as exc:  # onnxruntime raises its own pybind exception types
-        text = str(exc)
-        m = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
-        op_type, node = (m.group(1), m.group(2)) if m else (None, None)
-        detail = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text).splitlines()[0]
-        detail = detail.split("Status Message: ", 1)[-1]
-        where = f" in node {node!r} ({op_type})" if node else ""
-        raise RunFailure(f"{what}: ONNX Runtime failed{where}: {detail[:300]}", node, op_type) from exc
-
-
-def output_names(sess: ort.InferenceSession) -> list[str]:
-    return [o.name for o in sess.get_outputs()]
-
-
-def build(onnx_path: str | Path, engine_path: str | Path, spec, profile, shapes: dict[str, tuple[Shape, Shape, Shape]],
+def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes: list[dict[str, tuple[Shape, Shape, Shape]]],
           precision: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Save ONNX Runtime's optimized model for this profile; returns the sidecar's backend fields."""
+    """Save ONNX Runtime's optimized model for one profile; returns the sidecar's backend fields."""
     import onnx
 
     from . import PRECISIONS
+
+    if len(shapes) != 1:
+        raise TrtpipeError(f"{onnx_path}: an ONNX Runtime engine holds one profile, not {len(shapes)}; fix: build one per profile.")
+    shapes = shapes[0]
 
     if precision not in PRECISIONS[NAME]:
         raise TrtpipeError(
@@ -115,10 +71,12 @@ def build(onnx_path: str | Path, engine_path: str | Path, spec, profile, shapes:
 class Runner:
     """Runs a saved engine within its profile."""
 
-    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0):
+    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
+                 options: dict[str, Any] | None = None):
         self.engine_path = str(engine_path)
-        self.profile = sidecar["profile"]["name"]
-        self.ranges = {n: tuple(tuple(s) for s in v) for n, v in sidecar["profile"]["shapes"].items()}
+        (entry,) = sidecar["profiles"]
+        self.profile = entry["name"]
+        self.ranges = {n: tuple(tuple(s) for s in v) for n, v in entry["shapes"].items()}
         self.threads = threads
         # Already optimized when it was built: loading it again must not re-run the optimizers.
         self.session = session(engine_path, level="disabled", threads=threads)
@@ -131,11 +89,15 @@ class Runner:
         self.check(feeds)
         return run_session(self.session, feeds, self.engine_path)
 
-    def timed_step(self, feeds: dict[str, np.ndarray]) -> Callable[[], None]:
-        """One inference on host inputs, outputs back on the host (what a CPU user pays)."""
-        self.check(feeds)
+    def benchmark(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
+        """Host-clock timing of whole calls: inputs and outputs live on the host (what a CPU user pays)."""
+        from ..timing import measure, summarize
+
+        for feeds in feed_sets:
+            self.check(feeds)
         run = self.session.run
-        return lambda: run(None, feeds)
+        steps = [lambda feeds=feeds: run(None, feeds) for feeds in feed_sets]
+        return summarize(measure(steps, settings), batch, settings.cv_threshold)
 
     def describe(self) -> dict[str, Any]:
         from ..sysinfo import cpu_name
@@ -144,39 +106,6 @@ class Runner:
                 "backend_version": version()}
 
 
-def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0) -> Runner:
-    return Runner(engine_path, sidecar, threads)
-
-
-class OnnxEvaluator:
-    """Runs an ONNX file on the CPU for parity checks, whatever its precision.
-
-    ONNX Runtime first; with its graph optimizations off where they reject a graph (fp8 Q/DQ fusion);
-    ONNX's reference evaluator where ONNX Runtime has no CPU kernel at all (bf16). `runtime` says
-    which one ran, so accuracy rows can say how their numbers were obtained.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self._run = None
-        self.runtime = ""
-        for level in ("basic", "disabled"):
-            try:
-                sess = session(self.path, level=level)
-            except Exception as exc:  # ORT raises its own exception types for unsupported graphs
-                log.info("ONNX Runtime (optimizations %s) cannot load %s: %s", level, self.path, str(exc).splitlines()[0][:200])
-                continue
-            self.output_names = output_names(sess)
-            self._run = lambda feeds, s=sess: run_session(s, feeds, self.path)
-            self.runtime = f"onnxruntime {version()} (optimizations {level})"
-            return
-        from onnx.reference import ReferenceEvaluator
-
-        reference = ReferenceEvaluator(self.path)
-        self.output_names = list(reference.output_names)
-        self._run = lambda feeds: [np.asarray(o) for o in reference.run(None, feeds)]
-        self.runtime = "onnx.reference (no ONNX Runtime CPU kernels for this graph)"
-        log.warning("%s: evaluated with ONNX's reference evaluator (slow, exact)", self.path)
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self._run(feeds)
+def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
+         options: dict[str, Any] | None = None) -> Runner:
+    return Runner(engine_path, sidecar, threads, profile, options)

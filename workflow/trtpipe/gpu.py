@@ -1,0 +1,272 @@
+"""The GPU side shared by the GPU backends (TensorRT, PyTorch): a small device layer over PyTorch's
+CUDA API (no pycuda) and the timing harness.
+
+The harness follows trtexec: warm up by time, then time iterations until both a minimum duration
+and a minimum count are reached, rotating over input sets. Each iteration records CUDA events around
+host-to-device copies, compute and device-to-host copies separately, and the host time spent
+enqueuing the compute; compute may be replayed from a CUDA graph.
+
+`TRTPIPE_TEST_DEVICE` (tests only) names a module whose `Device` class stands in for the CUDA
+device, so the TensorRT backend can be exercised against a test double on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import BackendUnavailable
+from .timing import Measurement, TimingSettings, summarize
+
+log = logging.getLogger(__name__)
+
+
+class CudaDevice:
+    """One CUDA device through PyTorch: streams, buffers, pinned host memory, events, graphs."""
+
+    def __init__(self, index: int = 0):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(
+                "no CUDA GPU is visible on this machine (torch.cuda.is_available() is False); fix: run GPU backends on a "
+                "GPU box, or drop them from sweep.backends — the CPU backends are unaffected."
+            )
+        self.torch = torch
+        self.index = index
+        self.device = torch.device("cuda", index)
+        torch.cuda.set_device(self.device)
+
+    @functools.cached_property
+    def info(self) -> dict[str, Any]:
+        props = self.torch.cuda.get_device_properties(self.device)
+        info = {"name": props.name, "compute_capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1), "cuda_runtime": self.torch.version.cuda or ""}
+        info.update(nvml_info(self.index))
+        return info
+
+    def stream(self):
+        return _TorchStream(self.torch.cuda.Stream(device=self.device))
+
+    def empty(self, shape: Sequence[int], dtype: np.dtype):
+        return _TorchBuffer(self.torch.empty(tuple(shape), dtype=_torch_dtype(self.torch, dtype), device=self.device))
+
+    def pinned(self, array: np.ndarray):
+        host = self.torch.from_numpy(np.ascontiguousarray(array)).pin_memory()
+        return _TorchBuffer(host)
+
+    def pinned_empty(self, shape: Sequence[int], dtype: np.dtype):
+        return _TorchBuffer(self.torch.empty(tuple(shape), dtype=_torch_dtype(self.torch, dtype), pin_memory=True))
+
+    def copy(self, dst, src, stream) -> None:
+        with self.torch.cuda.stream(stream.raw):
+            dst.raw.copy_(src.raw, non_blocking=True)
+
+    def event(self):
+        return _TorchEvent(self.torch.cuda.Event(enable_timing=True))
+
+    def capture(self, fn: Callable[[], None], stream):
+        """A CUDA graph of `fn` as enqueued on `stream`; replaying it repeats the same work."""
+        graph = self.torch.cuda.CUDAGraph()
+        with self.torch.cuda.graph(graph, stream=stream.raw):
+            fn()
+        return graph
+
+    def use(self, stream):
+        return self.torch.cuda.stream(stream.raw)
+
+
+class _TorchStream:
+    def __init__(self, raw):
+        self.raw = raw
+        self.handle = raw.cuda_stream
+
+    def synchronize(self) -> None:
+        self.raw.synchronize()
+
+
+class _TorchBuffer:
+    def __init__(self, raw):
+        self.raw = raw
+        self.ptr = raw.data_ptr()
+        self.shape = tuple(raw.shape)
+
+    def numpy(self) -> np.ndarray:
+        return self.raw.cpu().numpy() if self.raw.is_cuda else self.raw.numpy()
+
+
+class _TorchEvent:
+    def __init__(self, raw):
+        self.raw = raw
+
+    def record(self, stream) -> None:
+        self.raw.record(stream.raw)
+
+    def synchronize(self) -> None:
+        self.raw.synchronize()
+
+    def elapsed_ms(self, end: "_TorchEvent") -> float:
+        return self.raw.elapsed_time(end.raw)
+
+
+def _torch_dtype(torch, dtype: np.dtype):
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16, np.dtype(np.int64): torch.int64,
+            np.dtype(np.int32): torch.int32, np.dtype(np.int8): torch.int8, np.dtype(np.uint8): torch.uint8,
+            np.dtype(np.bool_): torch.bool}[np.dtype(dtype)]
+
+
+def get_device(index: int = 0):
+    override = os.environ.get("TRTPIPE_TEST_DEVICE")
+    if override:  # tests only: a stand-in device for machines without a GPU
+        return importlib.import_module(override).Device(index)
+    return CudaDevice(index)
+
+
+def nvml_info(index: int = 0) -> dict[str, Any]:
+    """Driver, clocks and power limit through NVML (nvidia-ml-py), where it is present."""
+    try:
+        import pynvml
+    except ImportError:
+        return {}
+    try:
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        info = {
+            "driver": pynvml.nvmlSystemGetDriverVersion(),
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "sm_clock_max_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "power_limit_w": pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000,
+        }
+        pynvml.nvmlShutdown()
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
+    except Exception as exc:  # NVML errors are informational only
+        log.info("NVML unavailable: %s", exc)
+        return {}
+
+
+def visible_gpu_identity() -> str:
+    """'NVIDIA H100 80GB HBM3 (cc 9.0)' of the first visible GPU, cheaply (no CUDA context), for rule params."""
+    override = os.environ.get("TRTPIPE_TEST_DEVICE")
+    if override:
+        info = importlib.import_module(override).Device(0).info
+        return f"{info['name']} (cc {info['compute_capability']})"
+    if not shutil.which("nvidia-smi"):
+        return "no GPU"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout.strip().splitlines()
+    except (subprocess.SubprocessError, OSError):
+        return "no GPU"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    first = int(visible.split(",")[0]) if visible.split(",")[0].isdigit() else 0
+    if not out or first >= len(out):
+        return "no GPU"
+    name, cc = (part.strip() for part in out[first].split(","))
+    return f"{name} (cc {cc})"
+
+
+# --- the timing harness --------------------------------------------------------------------------
+@dataclass
+class GpuStep:
+    """One input set, ready to run: each callable enqueues its work on the harness's stream."""
+
+    upload: Callable[[], None]  # host -> device copies of the inputs
+    compute: Callable[[], None]  # the inference
+    download: Callable[[], None]  # device -> host copies of the outputs
+
+
+@dataclass
+class GpuMeasurement:
+    latency_ms: np.ndarray  # what one call costs: transfers + compute, or compute alone
+    h2d_ms: np.ndarray
+    compute_ms: np.ndarray
+    d2h_ms: np.ndarray
+    enqueue_ms: np.ndarray  # host time to enqueue the compute (launch overhead)
+    wall_s: float
+    warmup_iterations: int
+    transfers: bool
+    cuda_graph: bool
+
+
+def measure_gpu(device, stream, steps: Sequence[GpuStep], settings: TimingSettings, transfers: bool = True,
+                cuda_graph: bool = False, clock: Callable[[], float] = time.perf_counter) -> GpuMeasurement:
+    if not steps:
+        raise ValueError("measure_gpu() needs at least one step")
+    computes = [s.compute for s in steps]
+    for s in steps:  # inputs in place before any capture or timing; lazy initialisation happens here
+        s.upload()
+        s.compute()
+    stream.synchronize()
+    if cuda_graph:
+        graphs = [device.capture(s.compute, stream) for s in steps]
+        computes = [g.replay for g in graphs]
+        stream.synchronize()
+    events = [device.event() for _ in range(4)]
+    n = len(steps)
+
+    def iteration(k: int) -> tuple[float, float, float, float]:
+        step, compute = steps[k % n], computes[k % n]
+        e0, e1, e2, e3 = events
+        e0.record(stream)
+        if transfers:
+            step.upload()
+        e1.record(stream)
+        t0 = clock()
+        compute()
+        enqueue = clock() - t0
+        e2.record(stream)
+        if transfers:
+            step.download()
+        e3.record(stream)
+        e3.synchronize()
+        return e0.elapsed_ms(e1), e1.elapsed_ms(e2), e2.elapsed_ms(e3), enqueue * 1e3
+
+    warmup, start = 0, clock()
+    while True:
+        iteration(warmup)
+        warmup += 1
+        if clock() - start >= settings.warmup_s:
+            break
+    samples = []
+    loop_start = clock()
+    while True:
+        samples.append(iteration(len(samples)))
+        elapsed = clock() - loop_start
+        if (elapsed >= settings.min_duration_s and len(samples) >= settings.min_iterations) or len(samples) >= settings.max_iterations:
+            break
+    wall = clock() - loop_start
+    h2d, compute, d2h, enqueue = (np.asarray(col) for col in zip(*samples))
+    latency = h2d + compute + d2h if transfers else compute
+    return GpuMeasurement(latency, h2d, compute, d2h, enqueue, wall, warmup, transfers, cuda_graph)
+
+
+GPU_COLUMNS = ["h2d_ms_median", "compute_ms_median", "d2h_ms_median", "enqueue_ms_median", "compute_cv", "warnings"]
+LAUNCH_BOUND = 0.8  # enqueue time at least this share of compute time: the host, not the GPU, sets the pace
+
+
+def summarize_gpu(m: GpuMeasurement, batch: int, cv_threshold: float) -> dict[str, Any]:
+    stats = summarize(Measurement(m.latency_ms, m.wall_s, m.warmup_iterations), batch, cv_threshold)
+    compute = float(np.median(m.compute_ms))
+    compute_cv = float(m.compute_ms.std(ddof=1) / m.compute_ms.mean()) if m.compute_ms.size > 1 and m.compute_ms.mean() > 0 else 0.0
+    h2d, d2h, enqueue = (float(np.median(a)) for a in (m.h2d_ms, m.d2h_ms, m.enqueue_ms))
+    warnings = []
+    if not m.cuda_graph and enqueue >= LAUNCH_BOUND * compute:
+        warnings.append(f"launch-bound: enqueue {enqueue:.3f} ms vs GPU compute {compute:.3f} ms; try CUDA graphs")
+    if m.transfers and h2d + d2h >= compute:
+        warnings.append(f"transfer-bound: H2D+D2H {h2d + d2h:.3f} ms >= compute {compute:.3f} ms; the latency measures the copies")
+    if compute_cv > cv_threshold:
+        warnings.append(f"unstable: compute cv {compute_cv:.1%} > {cv_threshold:.1%}")
+    # DESIGN: on the GPU, stability is judged on compute time (copies and the host add their own noise).
+    stats.update(unstable=compute_cv > cv_threshold, h2d_ms_median=h2d, compute_ms_median=compute, d2h_ms_median=d2h,
+                 enqueue_ms_median=enqueue, compute_cv=compute_cv, warnings="; ".join(warnings))
+    return stats

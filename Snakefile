@@ -9,7 +9,12 @@ from trtpipe import config as trtpipe_config  # noqa: E402  (needs the sys.path 
 from trtpipe.errors import ConfigError  # noqa: E402
 
 
-configfile: "config.yaml"
+# config.yaml is the default sweep; `--configfile other.yaml` replaces it rather than being merged into
+# it (Snakemake would otherwise add the default's models to every other sweep).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 try:

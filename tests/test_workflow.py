@@ -213,3 +213,14 @@ def test_interrupted_run_resumes_without_redoing_finished_work(tmp_path):
     snakemake(workdir, "--cores", "2")
     assert dry_run_jobs(workdir) == {}
     assert pd.read_csv(workdir / "results/summary/accuracy.csv")["passed"].all()
+
+
+def test_a_configfile_replaces_the_default_sweep(tmp_path):
+    """`--configfile other.yaml` must not inherit config.yaml's models (Snakemake would merge them)."""
+    import yaml
+
+    workdir = copy_workflow(tmp_path, tiny_config())  # config.yaml: tiny_text
+    other = tiny_config(only_user=USER_MODEL)
+    (workdir / "other.yaml").write_text(yaml.safe_dump(other))
+    outputs = dry_run_outputs(workdir, "--configfile", "other.yaml")
+    assert outputs and all(o.startswith("results/only_user/") or o.startswith("results/summary/") for o in outputs)

@@ -153,7 +153,7 @@ def test_engine_sidecar_parity_and_baked_dims(text_engines):
     engine, rows = text_engines["small"]
     sidecar = json.loads(engine.with_suffix(".json").read_text())
     assert sidecar["profiles"][0]["shapes"]["input_ids"] == [[1, 4], [2, 8], [4, 16]]
-    for key in ("backend_version", "device", "engine_bytes", "build_seconds", "optimization_level", "source_onnx"):
+    for key in ("backend_version", "device", "engine_bytes", "build_seconds", "optimization_level", "source"):
         assert key in sidecar
     assert {r["case"] for r in rows} == {"b1", "b2", "b3", "b1-dmin", "b1-dmax"} and all(r["passed"] for r in rows)
     latency_engine, latency_rows = text_engines["latency"]

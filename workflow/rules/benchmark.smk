@@ -48,3 +48,24 @@ use rule benchmark_onnxruntime as benchmark_tensorrt with:
     resources:
         bench=1,
         gpu=1,
+
+
+use rule benchmark_onnxruntime as benchmark_torch with:
+    input:
+        engine=lambda w: engine_file(w, w.backend),
+        sidecar=lambda w: engine_file(w, w.backend, sidecar=True),
+    output:
+        f"{R}/{{model}}/bench/{{backend}}/{{variant}}.{{precision}}.{{profile}}.csv",
+    wildcard_constraints:
+        backend="torch_[a-z_]+",
+    params:
+        options=as_json(SWEEP.torch),
+        intra_op_threads=0,
+        code=code("trtpipe.benchmark", "trtpipe.backends.pytorch", "trtpipe.models"),
+    log:
+        f"{R}/{{model}}/logs/bench.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        bench=1,
+        gpu=TORCH_GPUS,

@@ -20,7 +20,8 @@ rule reference:
     input:
         checkpoint_input,
     output:
-        f"{R}/{{model}}/reference.npz",
+        reference=f"{R}/{{model}}/reference.npz",
+        flops=f"{R}/{{model}}/flops.json",
     params:
         spec=model_json,
         checkpoint=lambda w: checkpoint_path(w.model),
@@ -32,4 +33,4 @@ rule reference:
         "../../envs/torch.yaml"
     shell:
         "trtpipe reference --model-spec {params.spec:q} --checkpoint {params.checkpoint:q}"
-        " --batches {params.batches} --out {output} --log {log}"
+        " --batches {params.batches} --out {output.reference} --flops-out {output.flops} --log {log}"

@@ -10,6 +10,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from trtpipe import codehash
 from trtpipe.identity import params_identity
+from trtpipe.backends import TORCH_BACKENDS
 from trtpipe.config import COMBINED
 
 R = SWEEP.results
@@ -43,7 +44,7 @@ BENCH_THREADS = _scheduled_cores()
 wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
     variant=r"static-b[0-9]+|dynamic",
-    precision="fp32|fp16|bf16|int8|fp8",
+    precision="fp32|tf32|fp16|bf16|int8|fp8",
     profile=r"[A-Za-z0-9_]+",
 
 
@@ -115,7 +116,8 @@ def engine_profiles_json(w):
     return as_json([p.to_dict() for p in SWEEP.engine_profiles(w.model, w.variant, w.profile)])
 
 
-ENGINE_SUFFIX = {"onnxruntime": "onnx", "tensorrt": "engine"}
+ENGINE_SUFFIX = {"onnxruntime": "onnx", "tensorrt": "engine", **{b: "torch" for b in TORCH_BACKENDS}}
+TORCH_GPUS = 0 if SWEEP.torch["device"] == "cpu" else 1  # GPU jobs take one unit of the `gpu` resource
 
 
 def engine_file(w, backend, sidecar=False):
@@ -136,7 +138,7 @@ def engine_stem(t):
 
 ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
 BENCH_FILES = [f"{R}/{t.engine.model}/bench/{t.engine.backend}/{t.stem}.csv" for m in SWEEP.models for t in SWEEP.bench_targets(m)]
-REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precisions_for(m) if p != "fp32"]
+REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precision_onnx_needed(m)]
 ACCURACY_FILES = (
     [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]
     + [f"{R}/{m}/accuracy/precision.{v}.{p}.csv" for m, v, p in REDUCED]
@@ -144,5 +146,6 @@ ACCURACY_FILES = (
 )
 SIMPLIFY_STATS = [f"{R}/{m}/onnx/{v}.sim.json" for m in SWEEP.models for v in SWEEP.variants(m)]
 PRECISION_STATS = [f"{R}/{m}/onnx/{v}.sim.{p}.json" for m, v, p in REDUCED]
+FLOPS_FILES = [f"{R}/{m}/flops.json" for m in SWEEP.models]
 PLOTS = [f"{R}/summary/plots/{m}.png" for m in SWEEP.models]
 SUMMARY_FILES = [f"{R}/summary/{name}" for name in ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")] + PLOTS

@@ -7,6 +7,7 @@ rule summary:
         accuracy=ACCURACY_FILES,
         stats=SIMPLIFY_STATS,
         precision_stats=PRECISION_STATS,
+        flops=FLOPS_FILES,
     output:
         benchmarks=report(f"{R}/summary/benchmarks.csv", category="Summary", caption="../report/benchmarks.rst"),
         accuracy=report(f"{R}/summary/accuracy.csv", category="Summary", caption="../report/accuracy.rst"),
@@ -16,6 +17,7 @@ rule summary:
     params:
         out_dir=lambda w, output: os.path.dirname(output.benchmarks),
         skipped=as_json({m: SWEEP.skipped_targets(m) for m in SWEEP.models}),
+        peaks=as_json(SWEEP.peak_tflops),
         code=code("trtpipe.report"),
     log:
         f"{R}/summary/summary.log",
@@ -23,4 +25,5 @@ rule summary:
         "../../envs/report.yaml"
     shell:
         "trtpipe summarize --bench {input.bench} --accuracy {input.accuracy} --simplify-stats {input.stats}"
-        " --precision-stats {input.precision_stats} --skipped {params.skipped:q} --out-dir {params.out_dir} --log {log}"
+        " --precision-stats {input.precision_stats} --skipped {params.skipped:q} --flops {input.flops}"
+        " --peaks {params.peaks:q} --out-dir {params.out_dir} --log {log}"

@@ -47,7 +47,7 @@ def cmd_checkpoint(args) -> None:
 def cmd_reference(args) -> None:
     from .reference import make_reference
 
-    make_reference(_spec(args), args.checkpoint, _batches(args.batches), args.out)
+    make_reference(_spec(args), args.checkpoint, _batches(args.batches), args.out, args.flops_out)
 
 
 def cmd_export(args) -> None:
@@ -104,7 +104,7 @@ def cmd_build_engine(args) -> None:
 
     profiles = [Profile.from_dict(p) for p in json.loads(args.profiles)]
     rows = build_engine(
-        args.backend, args.onnx, args.engine_out, args.sidecar_out, _spec(args), args.variant, args.precision,
+        args.backend, args.source, args.engine_out, args.sidecar_out, _spec(args), args.variant, args.precision,
         profiles, json.loads(args.options), args.reference, json.loads(args.tolerance),
     )
     write_rows(args.accuracy_out, rows)
@@ -127,8 +127,25 @@ def cmd_benchmark(args) -> None:
 def cmd_summarize(args) -> None:
     from .report import summarize
 
-    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped))
+    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
+              args.flops, json.loads(args.peaks))
     print(f"report: {Path(args.out_dir) / 'report.html'}")
+
+
+def _gpu_for(args):
+    """GPU jobs (engine builds and benchmarks of GPU backends) claim a GPU of their own first."""
+    import contextlib
+
+    from .backends import GPU_BACKENDS
+    from .gpu import claim_gpu
+
+    backend = getattr(args, "backend", None)
+    if args.command == "benchmark" and Path(args.sidecar).exists():
+        backend = json.loads(Path(args.sidecar).read_text()).get("backend")
+    options = json.loads(getattr(args, "options", None) or getattr(args, "backend_options", None) or "{}")
+    if args.command in ("build-engine", "benchmark") and backend in GPU_BACKENDS and options.get("device", "cuda") != "cpu":
+        return claim_gpu()
+    return contextlib.nullcontext()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--batches", required=True, help="comma-separated batch sizes")
     p.add_argument("--out", required=True)
+    p.add_argument("--flops-out", help="also count the model's FLOPs per sample into this JSON")
 
     p = command("export", cmd_export, "export one ONNX variant (static-bN or dynamic)")
     p.add_argument("--checkpoint", required=True)
@@ -194,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("build-engine", cmd_build_engine, "build one engine for a profile, with its sidecar and parity")
     p.add_argument("--backend", required=True)
-    p.add_argument("--onnx", required=True)
+    p.add_argument("--source", required=True, help="the (precision) ONNX, or the checkpoint for the torch backends")
     p.add_argument("--variant", required=True)
     p.add_argument("--precision", default="fp32")
     p.add_argument("--profiles", required=True,
@@ -224,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simplify-stats", nargs="*", default=[])
     p.add_argument("--precision-stats", nargs="*", default=[])
     p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
+    p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
+    p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
     p.add_argument("--out-dir", required=True)
     return parser
 
@@ -235,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     log.info("trtpipe %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
-        args.fn(args)
+        with _gpu_for(args):
+            args.fn(args)
     except TrtpipeError as exc:
         if args.log:  # keep the job log complete; on stderr the sentence is printed once, below
             log.error("%s", exc)

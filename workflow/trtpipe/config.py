@@ -30,6 +30,7 @@ PRESET_PROFILES = {
 # also keep their direction (cosine similarity).
 DEFAULT_TOLERANCES = {
     "fp32": {"atol": 1e-4, "rtol": 1e-3},
+    "tf32": {"atol": 1e-2, "rtol": 1e-2},  # 10-bit mantissa in matmul/conv inputs
     "fp16": {"atol": 1e-2, "rtol": 1e-2},
     "bf16": {"atol": 5e-2, "rtol": 5e-2},
     "int8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},  # elementwise: a gross-error guard only
@@ -81,6 +82,9 @@ class Sweep:
         self.simplify = raw["simplify"]
         self.onnxruntime = raw["onnxruntime"]
         self.tensorrt = raw["tensorrt"]
+        self.torch = raw["torch"]
+        self.peak_tflops = raw["peak_tflops"]
+        self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
         self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
         for p, t in DEFAULT_TOLERANCES.items():
@@ -102,8 +106,14 @@ class Sweep:
         p = self.profiles[name]
         return Profile(name, p["min"], p["opt"], p["max"])
 
+    def static_batch_sizes_for(self, model: str) -> list[int]:
+        for value in (self._model_raw[model].get("static_batch_sizes"), self._static_batch_sizes):
+            if value is not None:
+                return sorted(value)
+        return self.batch_sizes_for(model)
+
     def variants(self, model: str) -> list[str]:
-        return [f"static-b{b}" for b in self.batch_sizes_for(model)] + ["dynamic"]
+        return [f"static-b{b}" for b in self.static_batch_sizes_for(model)] + ["dynamic"]
 
     def precisions_for(self, model: str) -> list[str]:
         return list(self._model_raw[model].get("precisions") or self.precisions)
@@ -111,21 +121,31 @@ class Sweep:
     def calibration_data(self, model: str) -> str | None:
         return self._model_raw[model].get("calibration_data")
 
-    def skipped_targets(self, model: str) -> list[tuple[str, str]]:
-        """(backend, precision) pairs not built because the backend cannot run that precision."""
+    def backend_precisions(self, backend: str) -> tuple[str, ...]:
+        """What a backend builds: what it can run, narrowed by its own `precisions` setting."""
         from .backends import PRECISIONS
 
-        return [(b, p) for b in self.backends for p in self.precisions_for(model) if p not in PRECISIONS[b]]
+        allowed = self.backend_options(backend).get("precisions")
+        return tuple(p for p in PRECISIONS[backend] if allowed is None or p in allowed)
+
+    def skipped_targets(self, model: str) -> list[tuple[str, str]]:
+        """(backend, precision) pairs not built because the backend cannot (or is told not to) run them."""
+        return [(b, p) for b in self.backends for p in self.precisions_for(model) if p not in self.backend_precisions(b)]
+
+    def precision_onnx_needed(self, model: str) -> list[str]:
+        """Reduced precisions an ONNX backend of the sweep will build for this model."""
+        from .backends import ONNX_BACKENDS
+
+        return [p for p in self.precisions_for(model) if p in ("fp16", "bf16", "int8", "fp8")
+                and any(p in self.backend_precisions(b) for b in self.backends if b in ONNX_BACKENDS)]
 
     def engine_targets(self, model: str) -> list[EngineTarget]:
-        from .backends import PRECISIONS
-
         targets = []
         for backend in self.backends:
             for precision in self.precisions_for(model):
-                if precision not in PRECISIONS[backend]:
+                if precision not in self.backend_precisions(backend):
                     continue
-                for b in self.batch_sizes_for(model):
+                for b in self.static_batch_sizes_for(model):
                     targets.append(EngineTarget(model, backend, f"static-b{b}", precision, "static"))
                 if self.combines_profiles(backend):
                     targets.append(EngineTarget(model, backend, "dynamic", precision, COMBINED))
@@ -156,6 +176,8 @@ class Sweep:
         return self.profile(profile)
 
     def backend_options(self, backend: str) -> dict[str, Any]:
+        if backend.startswith("torch_"):
+            return self.torch
         return {"onnxruntime": self.onnxruntime, "tensorrt": self.tensorrt}[backend]
 
     def bench_batches(self, model: str, profile: Profile) -> list[int]:
@@ -164,9 +186,9 @@ class Sweep:
         return sorted(inside | {profile.opt})
 
     def reference_batches(self, model: str) -> list[int]:
-        """The traced dummy batch, batches away from it, and every configured batch."""
+        """The traced dummy batch, batches away from it, and every static variant's batch."""
         extra = {*REFERENCE_EXTRA_BATCHES, self.export["dummy_batch"]}
-        return sorted(extra | set(self.batch_sizes_for(model)))
+        return sorted(extra | set(self.static_batch_sizes_for(model)))
 
     def tolerance(self, precision: str) -> dict[str, float]:
         return self.tolerances[precision]

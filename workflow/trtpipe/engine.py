@@ -26,7 +26,7 @@ def profile_shapes(spec: ModelSpec, profile: Profile, variant: str) -> dict[str,
 
 def build_engine(
     backend: str,
-    onnx_path: str | Path,
+    source: str | Path,
     engine_path: str | Path,
     sidecar_path: str | Path,
     spec: ModelSpec,
@@ -43,16 +43,17 @@ def build_engine(
     engine that misses its tolerance is a result: its rows say failed and the report excludes it.
     """
     module = get_backend(backend)
+    options = {**options, "backend": backend}
     shapes = [profile_shapes(spec, p, variant) for p in profiles]
     triples = [{n: tuple(tuple(s) for s in v) for n, v in per_profile.items()} for per_profile in shapes]
     start = time.perf_counter()
     with atomic_path(engine_path) as tmp:
-        fields = module.build(onnx_path, tmp, spec, profiles, triples, precision, options)
+        fields = module.build(source, tmp, spec, profiles, triples, precision, options)
         sidecar = {
             "model": spec.name, "variant": variant, "precision": precision, "backend": backend,
-            "source_onnx": str(onnx_path),
+            "source": str(source),
             "profiles": [{**p.to_dict(), "shapes": s} for p, s in zip(profiles, shapes)],
-            **module.identity(),
+            **module.identity(options),
             **fields,
             "build_seconds_total": time.perf_counter() - start,
             "engine_bytes": os.path.getsize(tmp),

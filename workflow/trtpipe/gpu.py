@@ -12,6 +12,7 @@ device, so the TensorRT backend can be exercised against a test double on a mach
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -173,6 +175,73 @@ def visible_gpu_identity() -> str:
         return "no GPU"
     name, cc = (part.strip() for part in out[first].split(","))
     return f"{name} (cc {cc})"
+
+
+def _gpus() -> list[tuple[str, str]]:
+    """(index, UUID) of the GPUs nvidia-smi shows, in PCI bus order."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [tuple(part.strip() for part in line.split(",")) for line in out.strip().splitlines() if "," in line]
+
+
+@contextlib.contextmanager
+def claim_gpu(poll_s: float = 1.0):
+    """Hold one GPU exclusively for this job and narrow CUDA_VISIBLE_DEVICES to it.
+
+    Snakemake's `gpu` resource bounds how many GPU jobs run at once but never says which GPU each
+    gets; this does, with one lock file per GPU (by UUID), so two jobs never time on the same GPU.
+    Call it before anything initialises CUDA. Candidates are the GPUs CUDA_VISIBLE_DEVICES already
+    allows (indices in PCI order, or UUIDs), else all of them. TRTPIPE_GPU_LOCK_DIR moves the locks.
+    """
+    import fcntl
+    import tempfile
+
+    if os.environ.get("TRTPIPE_TEST_DEVICE"):
+        yield None
+        return
+    gpus = _gpus()
+    allowed = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if allowed:
+        gpus = [g for g in gpus if g[0] in allowed or g[1] in allowed]
+    if not gpus:
+        yield None  # no GPU: the backend says so in one sentence
+        return
+    lock_dir = Path(os.environ.get("TRTPIPE_GPU_LOCK_DIR", tempfile.gettempdir())) / "trtpipe-gpu-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    waited = 0.0
+    while True:
+        for index, uuid in gpus:
+            path = lock_dir / f"{uuid}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            saved = {k: os.environ.get(k) for k in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
+            os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+            os.environ["CUDA_VISIBLE_DEVICES"] = uuid
+            log.info("claimed GPU %s (%s) for this job", index, uuid)
+            try:
+                yield index
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            return
+        if waited % 30 < poll_s:
+            log.info("every allowed GPU is held by another trtpipe job; waiting")
+        time.sleep(poll_s)
+        waited += poll_s
 
 
 # --- the timing harness --------------------------------------------------------------------------

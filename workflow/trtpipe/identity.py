@@ -3,8 +3,11 @@ rules' params, so that Snakemake rebuilds engines when the library version or th
 
 from __future__ import annotations
 
+import functools
 
-def params_identity(backend: str) -> dict[str, str]:
+
+@functools.lru_cache(maxsize=None)
+def params_identity(backend: str, device: str = "cuda") -> dict[str, str]:
     """What makes a backend's engines invalid elsewhere, cheaply, for the engine rule's params (Snakemake
     then rebuilds engines when the library version or the device changes). Never raises: a missing
     library is reported by the job itself."""
@@ -14,6 +17,10 @@ def params_identity(backend: str) -> dict[str, str]:
 
     if backend == "onnxruntime":
         return {"onnxruntime": importlib.metadata.version("onnxruntime"), "device": cpu_name()}
+    if backend.startswith("torch_"):
+        from .gpu import visible_gpu_identity
+
+        return {"torch": importlib.metadata.version("torch"), "device": cpu_name() if device == "cpu" else visible_gpu_identity()}
     from .gpu import visible_gpu_identity
 
     try:

@@ -32,7 +32,28 @@ def reference_cases(spec: ModelSpec, batches: list[int]) -> list[dict[str, Any]]
     return cases
 
 
-def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], out_path: str | Path) -> None:
+def count_flops(model, spec: ModelSpec) -> dict[str, Any]:
+    """FLOPs of one sample at the opt dims (PyTorch's flop counter: matmuls and convolutions, 2 per MAC)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .models import ordered_input_names
+
+    inputs = random_inputs(spec, 1, "opt", spec.seed, stream="flops")
+    args = [torch.from_numpy(inputs[n]) for n in ordered_input_names(model, spec)]
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            model(*args)
+        flops = int(counter.get_total_flops())
+    except Exception as exc:  # some module types escape the counter; the report then shows no efficiency
+        log.warning("could not count FLOPs (%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:200])
+        flops = None
+    return {"model": spec.name, "flops_per_sample": flops, "counted_at": f"batch 1, {describe(inputs)}",
+            "tool": f"torch.utils.flop_counter (torch {torch.__version__})"}
+
+
+def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], out_path: str | Path,
+                   flops_path: str | Path | None = None) -> None:
     import torch
 
     from .models import build_model, ordered_input_names, run_model
@@ -63,6 +84,12 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
                  ", ".join(f"{n} {'x'.join(map(str, a.shape))}" for n, a in zip(output_names, outputs)))
     if len(failures) == len(cases):
         raise failures[0]
+    if flops_path is not None:
+        from .io import write_json
+
+        flops = count_flops(model, spec)
+        log.info("%s FLOPs per sample at %s", f"{flops['flops_per_sample']:,}" if flops["flops_per_sample"] else "no", flops["counted_at"])
+        write_json(flops_path, flops)
     meta = {"model": spec.name, "cases": cases, "inputs": spec.input_names, "outputs": output_names,
             "torch": torch.__version__, "checkpoint": str(checkpoint) if checkpoint else None}
     arrays["meta"] = np.array(json.dumps(meta))

@@ -26,6 +26,38 @@ from .parity import ACCURACY_COLUMNS
 log = logging.getLogger(__name__)
 
 LINEAR_EXPONENT = 0.9  # latency ~ batch^k with k >= this: batching buys (almost) nothing
+
+# Dense (no sparsity) peak TFLOP/s from NVIDIA's datasheets, per precision; the first name that occurs
+# in a row's device wins (so "H100 PCIe" before "H100"). Override with the config's peak_tflops.
+PEAK_TFLOPS = [
+    ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "fp16": 756.0, "bf16": 756.0, "int8": 1513.0, "fp8": 1513.0}),
+    ("H100", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9, "fp8": 1978.9}),
+    ("H200", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4, "int8": 1978.9, "fp8": 1978.9}),
+    ("A100", {"fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0, "int8": 624.0}),
+    ("L40S", {"fp32": 91.6, "tf32": 183.0, "fp16": 362.0, "bf16": 362.0, "int8": 733.0, "fp8": 733.0}),
+    ("L4", {"fp32": 30.3, "tf32": 60.0, "fp16": 121.0, "bf16": 121.0, "int8": 242.0, "fp8": 242.0}),
+]
+
+
+def peak_tflops(device: str, backend: str, precision: str, override: dict[str, float] | None = None) -> float:
+    """The device's peak for the math a row ran: TensorRT runs fp32 networks with TF32 kernels allowed."""
+    key = "tf32" if backend == "tensorrt" and precision == "fp32" else precision
+    if override and key in override:
+        return float(override[key])
+    for name, peaks in PEAK_TFLOPS:
+        if name in str(device):
+            return peaks.get(key, float("nan"))
+    return float("nan")
+
+
+def add_efficiency(bench: pd.DataFrame, flops: dict[str, float | None], override: dict[str, float] | None = None) -> pd.DataFrame:
+    """Achieved TFLOP/s (FLOPs per sample x samples/s) and its share of the device's peak."""
+    bench = bench.copy()
+    bench["flops_per_sample"] = bench["model"].map(lambda m: flops.get(m) or float("nan"))
+    bench["achieved_tflops"] = bench["flops_per_sample"] * bench["throughput_samples_s"] / 1e12
+    bench["peak_tflops"] = [peak_tflops(r.device, r.backend, r.precision, override) for r in bench.itertuples()]
+    bench["efficiency"] = bench["achieved_tflops"] / bench["peak_tflops"]
+    return bench
 ENGINE_KEYS = ["model", "backend", "variant", "precision", "profile"]
 
 
@@ -261,13 +293,16 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 
 def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats: list[str], out_dir: str | Path,
-              precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None) -> None:
+              precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None,
+              flops_paths: list[str] = (), peaks: dict[str, float] | None = None) -> None:
     out_dir = Path(out_dir)
     bench = pd.concat([pd.read_csv(p) for p in bench_paths], ignore_index=True) if bench_paths else pd.DataFrame()
     accuracy = (pd.concat([pd.read_csv(p) for p in accuracy_paths], ignore_index=True)
                 if accuracy_paths else pd.DataFrame(columns=ACCURACY_COLUMNS))
     accuracy["profile"] = accuracy["profile"].fillna("")
     bench = bench.sort_values(["model", "backend", "variant", "precision", "profile", "batch"]).reset_index(drop=True)
+    flops = {f["model"]: f["flops_per_sample"] for f in (json.loads(Path(p).read_text()) for p in flops_paths)}
+    bench = add_efficiency(bench, flops, peaks)
     write_csv(out_dir / "benchmarks.csv", bench)
     write_csv(out_dir / "accuracy.csv", accuracy)
 
@@ -301,8 +336,11 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
     doc.p("Method: time-based warm-up, then timed until both the minimum duration and the minimum number of "
           "iterations are reached, rotating over several seeded random input sets. Latency is per call (one batch); "
           "throughput is samples/s over the wall time of the timed loop. CPU timings include moving inputs and "
-          "outputs (there is nothing to transfer). cv is the coefficient of variation of the latency; rows above the "
-          "threshold are flagged unstable.")
+          "outputs (there is nothing to transfer); GPU rows time host-to-device copies, compute and device-to-host "
+          "copies with CUDA events and say whether transfers and CUDA graphs were included. cv is the coefficient of "
+          "variation of the latency (on the GPU, stability is judged on compute time); unstable rows are flagged. "
+          "tflops is FLOPs per sample (PyTorch's counter) times samples/s; of_peak divides it by the device's dense "
+          "datasheet peak for the row's precision.")
 
     if not bench.empty and bench["unstable"].astype(bool).all():
         doc.p(f"Every row's cv is above the threshold ({bench['cv'].min():.1%} at best): this machine's timing noise "
@@ -359,8 +397,11 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             median_ms=rows["latency_ms_median"].map(_fmt), p90_ms=rows["latency_ms_p90"].map(_fmt),
             p99_ms=rows["latency_ms_p99"].map(_fmt), samples_s=rows["throughput_samples_s"].map(_fmt),
             cv_pct=(100 * rows["cv"]).map(lambda v: f"{v:.1f}"),
-            flag=rows["unstable"].map(lambda u: "unstable" if u else ""),
-        )[["engine", "batch", "median_ms", "p90_ms", "p99_ms", "samples_s", "iterations", "cv_pct", "flag"]]
+            tflops=rows["achieved_tflops"].map(lambda v: "" if pd.isna(v) else f"{v:.3g}"),
+            of_peak=rows["efficiency"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"),
+            flag=rows["unstable"].map(lambda u: "unstable" if u else "")
+            + rows.get("warnings", pd.Series("", index=rows.index)).fillna("").map(lambda w: f" {w}" if w else ""),
+        )[["engine", "batch", "median_ms", "p90_ms", "p99_ms", "samples_s", "iterations", "cv_pct", "tflops", "of_peak", "flag"]]
         doc.table(table)
 
         s = svd[svd["model"] == model] if not svd.empty else svd

@@ -24,7 +24,7 @@ NAME = "onnxruntime"
 ENGINE_SUFFIX = ".onnx"
 
 
-def identity() -> dict[str, str]:
+def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
     """What makes an engine invalid on another machine."""
     from ..sysinfo import cpu_name
 

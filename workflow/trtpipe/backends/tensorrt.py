@@ -60,7 +60,7 @@ def version() -> str:
     return _trt().__version__
 
 
-def identity() -> dict[str, str]:
+def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
     """What makes an engine invalid elsewhere: the TensorRT version and the GPU (name, compute capability)."""
     info = get_device().info
     return {"backend_version": version(), "device": info["name"], "compute_capability": info["compute_capability"]}

@@ -1,0 +1,228 @@
+"""PyTorch backend: the baseline a user would otherwise pick, on the same GPU, batches and profiles.
+
+Modes (one backend name each, so a sweep picks them like backends): `torch_eager`, `torch_compile`
+(torch.compile, default mode or `torch.compile_mode`), and CUDA-graph replay of either
+(`torch_eager_graph`, `torch_compile_graph`). Precisions: fp32 (TF32 off), tf32, fp16, bf16 (the model
+is cast; integer inputs stay integers), channels-last for 4-D inputs of conv nets.
+
+The "engine" is a recorded runtime configuration (JSON), not a compiled artifact: torch.compile's own
+on-disk cache (TORCHINDUCTOR_CACHE_DIR) makes reruns cheap, and what is timed is the JIT path users
+run. Its sidecar pins the torch version and device, like any engine. Eager mode also runs on the CPU
+(`torch.device: cpu`), which is how CI exercises this backend for real.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ProfileError, TrtpipeError
+from ..spec import ModelSpec, Shape, check_shapes_in_profile
+
+log = logging.getLogger(__name__)
+
+ENGINE_SUFFIX = ".torch"
+MODES = {  # backend name -> (compiled, CUDA graph)
+    "torch_eager": (False, False),
+    "torch_compile": (True, False),
+    "torch_eager_graph": (False, True),
+    "torch_compile_graph": (True, True),
+}
+DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def version() -> str:
+    return _torch().__version__
+
+
+def _device_name(options: dict[str, Any]) -> tuple[str, str]:
+    """(device, compute capability) the runner will use."""
+    if options.get("device", "cuda") == "cpu":
+        from ..sysinfo import cpu_name
+
+        return cpu_name(), ""
+    from ..gpu import get_device
+
+    info = get_device().info
+    return info["name"], info["compute_capability"]
+
+
+def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
+    name, cc = _device_name(options or {})
+    return {"backend_version": version(), "device": name, "compute_capability": cc}
+
+
+def build(source: str | Path, engine_path: str | Path, spec: ModelSpec, profiles, shapes, precision: str,
+          options: dict[str, Any]) -> dict[str, Any]:
+    """Record the runtime configuration; the model is built and checked by the runner (parity)."""
+    backend = options["backend"]
+    if backend not in MODES:
+        raise TrtpipeError(f"{engine_path}: unknown PyTorch mode {backend!r}; fix: use one of {', '.join(MODES)}.")
+    if precision not in DTYPES:
+        raise TrtpipeError(f"{engine_path}: the torch backends run {', '.join(DTYPES)}, not {precision}; fix: drop it for torch.")
+    compiled, graph = MODES[backend]
+    if options.get("device", "cuda") == "cpu" and (graph or compiled):
+        raise BackendUnavailable(f"{engine_path}: {backend} needs a CUDA GPU here (torch.device is cpu); fix: use torch_eager on the CPU.")
+    config = {
+        "backend": backend, "checkpoint": str(source), "spec": spec.to_dict(), "precision": precision,
+        "compiled": compiled, "compile_mode": options.get("compile_mode", "default"), "cuda_graph": graph,
+        "channels_last": bool(options.get("channels_last", True)), "device": options.get("device", "cuda"),
+        "dynamic": len(shapes) == 1 and any(lo != hi for lo, _, hi in shapes[0].values()),
+    }
+    Path(engine_path).write_text(json.dumps(config, indent=2, sort_keys=True))
+    return {"mode": backend, "compiled": compiled, "cuda_graph": graph, "compile_mode": config["compile_mode"],
+            "channels_last": config["channels_last"], "torch_device": config["device"]}
+
+
+class Runner:
+    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
+                 options: dict[str, Any] | None = None):
+        torch = self.torch = _torch()
+        self.engine_path = str(engine_path)
+        self.config = json.loads(Path(engine_path).read_text())
+        self.options = {**(options or {}), "device": self.config["device"]}
+        here = identity(self.options)
+        built = {k: sidecar.get(k) for k in here}
+        if built != here:
+            raise TrtpipeError(
+                f"{engine_path} was recorded for torch {built['backend_version']} on {built['device']}, but this machine has "
+                f"torch {here['backend_version']} on {here['device']}; fix: rebuild it here (delete it and rerun)."
+            )
+        entry = next((p for p in sidecar["profiles"] if p["name"] == (profile or sidecar["profiles"][0]["name"])), None)
+        if entry is None:
+            raise ProfileError(f"{engine_path} has no profile {profile!r}; fix: pick one of {[p['name'] for p in sidecar['profiles']]}.")
+        self.profile = entry["name"]
+        self.ranges = {n: tuple(tuple(s) for s in v) for n, v in entry["shapes"].items()}
+        spec = ModelSpec.from_dict(self.config["spec"])
+        self.input_specs = {i.name: i for i in spec.inputs}
+        if self.config["device"] == "cpu":
+            self.device, self.gpu = torch.device("cpu"), None
+            if threads:
+                torch.set_num_threads(threads)
+        else:
+            from ..gpu import get_device
+
+            self.gpu = get_device()
+            self.device = self.gpu.device
+            self.stream = self.gpu.stream()
+        precision = self.config["precision"]
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        self.dtype = getattr(torch, DTYPES[precision])
+
+        from ..models import build_model, ordered_input_names
+
+        model = build_model(spec, self.config["checkpoint"])
+        self.order = ordered_input_names(model, spec)
+        model = model.to(self.device, dtype=self.dtype)
+        self.channels_last = self.config["channels_last"] and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.config["compiled"]:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self.options.get("cache_dir", "torch_cache")).resolve()))
+            mode = None if self.config["compile_mode"] == "default" else self.config["compile_mode"]
+            model = torch.compile(model, mode=mode, dynamic=self.config["dynamic"] or None)
+        self.model = model
+        self.output_names: list[str] = []
+
+    def _to_device(self, name: str, array: np.ndarray):
+        torch = self.torch
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        if t.is_floating_point():
+            t = t.to(self.dtype)
+        if self.channels_last and t.dim() == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t.to(self.device, non_blocking=True)
+
+    def _forward(self, inputs):
+        from ..models import flatten_outputs
+
+        with self.torch.inference_mode():
+            names, outputs = flatten_outputs(self.model(*inputs), ModelSpec.from_dict(self.config["spec"]))
+        self.output_names = names
+        return outputs
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
+        inputs = [self._to_device(n, feeds[n]) for n in self.order]
+        outputs = self._forward(inputs)
+        return [o.float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy() for o in outputs]
+
+    def benchmark(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
+        for feeds in feed_sets:
+            check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
+        if self.gpu is None:
+            from ..timing import measure, summarize
+
+            prepared = [[self._to_device(n, f[n]) for n in self.order] for f in feed_sets]
+            steps = [lambda inputs=inputs: self._forward(inputs) for inputs in prepared]
+            return summarize(measure(steps, settings), batch, settings.cv_threshold)
+        from ..gpu import measure_gpu, summarize_gpu
+
+        steps = [self._gpu_step(feeds) for feeds in feed_sets]
+        m = measure_gpu(self.gpu, self.stream, steps, settings, bool(self.options.get("include_transfers", True)),
+                        self.config["cuda_graph"])
+        return summarize_gpu(m, batch, settings.cv_threshold)
+
+    def _gpu_step(self, feeds: dict[str, np.ndarray]):
+        """Pinned host inputs, static device inputs; compute keeps its outputs for the download."""
+        from ..gpu import GpuStep
+
+        torch, gpu, stream = self.torch, self.gpu, self.stream
+        host = {n: self._host(feeds[n]) for n in self.order}
+        with gpu.use(stream):
+            dev = {n: torch.empty_like(host[n], device=self.device) for n in self.order}
+        state: dict[str, Any] = {}
+
+        def upload() -> None:
+            with gpu.use(stream):
+                for n in self.order:
+                    dev[n].copy_(host[n], non_blocking=True)
+
+        def compute() -> None:
+            with gpu.use(stream):
+                state["outputs"] = self._forward([dev[n] for n in self.order])
+
+        def download() -> None:
+            with gpu.use(stream):
+                if "host" not in state:  # pinned output buffers, once the output shapes are known
+                    state["host"] = [torch.empty_like(o, device="cpu").pin_memory() for o in state["outputs"]]
+                for h, o in zip(state["host"], state["outputs"]):
+                    h.copy_(o, non_blocking=True)
+
+        return GpuStep(upload, compute, download)
+
+    def _host(self, array: np.ndarray):
+        torch = self.torch
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        if t.is_floating_point():
+            t = t.to(self.dtype)
+        if self.channels_last and t.dim() == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t.pin_memory() if self.gpu is not None else t
+
+    def describe(self) -> dict[str, Any]:
+        if self.gpu is None:
+            from ..sysinfo import cpu_name
+
+            return {"device": cpu_name(), "threads": self.torch.get_num_threads(), "transfers_included": False,
+                    "cuda_graph": False, "backend_version": version()}
+        info = self.gpu.info
+        return {"device": f"{info['name']} (cc {info['compute_capability']})", "threads": 0,
+                "transfers_included": bool(self.options.get("include_transfers", True)), "cuda_graph": self.config["cuda_graph"],
+                "backend_version": version(), "driver": info.get("driver", ""), "sm_clock_mhz": info.get("sm_clock_mhz", float("nan"))}
+
+
+def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
+         options: dict[str, Any] | None = None) -> Runner:
+    return Runner(engine_path, sidecar, threads, profile, options)

@@ -36,6 +36,19 @@ def test_targets_and_batches_follow_profiles():
     assert sweep.reference_batches("tiny_text") == [1, 2, 3]
 
 
+def test_a_backend_can_be_kept_to_some_profiles():
+    raw = tiny_config()
+    raw["sweep"]["backends"] = ["onnxruntime", "torch_eager"]
+    raw["onnxruntime"] = {"profiles": ["latency"]}  # a slow CPU backend kept small
+    raw["torch"] = {"profiles": ["static", "small"]}
+    sweep = validate(raw)
+    targets = {(t.backend, t.variant, t.profile) for t in sweep.engine_targets("tiny_text")}
+    assert targets == {("onnxruntime", "dynamic", "latency"), ("torch_eager", "static-b1", "static"),
+                       ("torch_eager", "static-b2", "static"), ("torch_eager", "dynamic", "small")}
+    raw["onnxruntime"] = {"profiles": ["nightly"]}
+    assert "onnxruntime.profiles names 'nightly'" in _error(raw)
+
+
 def _error(raw) -> str:
     with pytest.raises(ConfigError) as info:
         validate(raw, source="my.yaml")

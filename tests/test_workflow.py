@@ -224,3 +224,26 @@ def test_a_configfile_replaces_the_default_sweep(tmp_path):
     (workdir / "other.yaml").write_text(yaml.safe_dump(other))
     outputs = dry_run_outputs(workdir, "--configfile", "other.yaml")
     assert outputs and all(o.startswith("results/only_user/") or o.startswith("results/summary/") for o in outputs)
+
+
+def test_torch_baseline_beside_onnxruntime_in_one_report(tmp_path):
+    """The PyTorch backend as a sweep sees it: on the CPU here (eager), kept to its own profiles."""
+    config = tiny_config(tiny_sr=SR_MODEL)
+    config["sweep"]["backends"] = ["onnxruntime", "torch_eager"]
+    config["static_batch_sizes"] = [2]
+    config["torch"] = {"device": "cpu", "profiles": ["small"]}
+    config["onnxruntime"] = {"profiles": ["latency"]}
+    workdir = copy_workflow(tmp_path, config)
+    snakemake(workdir, "--cores", "2")
+    results = workdir / "results"
+    bench = pd.read_csv(results / "summary/benchmarks.csv")
+    engines = {(r.backend, r.variant, r.profile) for r in bench.itertuples()}
+    assert engines == {("onnxruntime", "dynamic", "latency"), ("torch_eager", "dynamic", "small")}
+    torch_rows = bench[bench["backend"] == "torch_eager"]
+    assert list(torch_rows["batch"]) == [1, 2] and (torch_rows["latency_ms_median"] > 0).all()
+    flops = json.loads((results / "tiny_sr/flops.json").read_text())["flops_per_sample"]
+    expected = flops * bench["throughput_samples_s"] / 1e12
+    assert np.allclose(bench["achieved_tflops"], expected) and bench["efficiency"].isna().all()  # no peak for a CPU
+    accuracy = pd.read_csv(results / "summary/accuracy.csv")
+    assert accuracy[accuracy["backend"] == "torch_eager"]["passed"].all()
+    assert dry_run_jobs(workdir) == {}

@@ -139,24 +139,35 @@ class Sweep:
         return [p for p in self.precisions_for(model) if p in ("fp16", "bf16", "int8", "fp8")
                 and any(p in self.backend_precisions(b) for b in self.backends if b in ONNX_BACKENDS)]
 
+    def backend_profiles(self, backend: str, model: str) -> list[Profile]:
+        """The model's profiles, narrowed by the backend's own `profiles` setting (e.g. a slow CPU
+        backend kept to `latency` while the GPU backends sweep to batch 256)."""
+        allowed = self.backend_options(backend).get("profiles")
+        return [p for p in self.profiles_for(model) if allowed is None or p.name in allowed]
+
+    def backend_static_batches(self, backend: str, model: str) -> list[int]:
+        allowed = self.backend_options(backend).get("profiles")
+        return self.static_batch_sizes_for(model) if allowed is None or "static" in allowed else []
+
     def engine_targets(self, model: str) -> list[EngineTarget]:
         targets = []
         for backend in self.backends:
             for precision in self.precisions_for(model):
                 if precision not in self.backend_precisions(backend):
                     continue
-                for b in self.static_batch_sizes_for(model):
+                for b in self.backend_static_batches(backend, model):
                     targets.append(EngineTarget(model, backend, f"static-b{b}", precision, "static"))
-                if self.combines_profiles(backend):
+                profiles = self.backend_profiles(backend, model)
+                if self.combines_profiles(backend) and profiles:
                     targets.append(EngineTarget(model, backend, "dynamic", precision, COMBINED))
-                else:
-                    targets += [EngineTarget(model, backend, "dynamic", precision, p.name) for p in self.profiles_for(model)]
+                elif not self.combines_profiles(backend):
+                    targets += [EngineTarget(model, backend, "dynamic", precision, p.name) for p in profiles]
         return targets
 
     def bench_targets(self, model: str) -> list[BenchTarget]:
         return [BenchTarget(t, p.name) if t.profile == COMBINED else BenchTarget(t, t.profile)
                 for t in self.engine_targets(model)
-                for p in (self.profiles_for(model) if t.profile == COMBINED else [None])]
+                for p in (self.backend_profiles(t.backend, model) if t.profile == COMBINED else [None])]
 
     def combines_profiles(self, backend: str) -> bool:
         return backend == "tensorrt" and bool(self.tensorrt["combine_profiles"])
@@ -166,7 +177,7 @@ class Sweep:
         if variant.startswith("static-b"):
             return [Profile.static(int(variant[len("static-b"):]))]
         if profile == COMBINED:
-            return self.profiles_for(model)
+            return self.backend_profiles("tensorrt", model)
         return [self.profile(profile)]
 
     def engine_profile(self, model: str, variant: str, profile: str) -> Profile:
@@ -303,6 +314,13 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
                 f"{source}: sweep.profiles names {name!r}, which is not a profile; fix: use one of "
                 f"{', '.join(sorted(profiles))} or define it under profiles."
             )
+    for backend in ("onnxruntime", "tensorrt", "torch"):
+        for name in data[backend].get("profiles", []):
+            if name != "static" and name not in profiles:
+                raise ConfigError(
+                    f"{source}: {backend}.profiles names {name!r}, which is not a profile; fix: use static or one of "
+                    f"{', '.join(sorted(profiles))}."
+                )
     for model, m in data["models"].items():
         where = f"models.{model}"
         for name in m.get("profiles", []):

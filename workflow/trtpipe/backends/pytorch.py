@@ -104,8 +104,7 @@ class Runner:
             raise ProfileError(f"{engine_path} has no profile {profile!r}; fix: pick one of {[p['name'] for p in sidecar['profiles']]}.")
         self.profile = entry["name"]
         self.ranges = {n: tuple(tuple(s) for s in v) for n, v in entry["shapes"].items()}
-        spec = ModelSpec.from_dict(self.config["spec"])
-        self.input_specs = {i.name: i for i in spec.inputs}
+        spec = self.spec = ModelSpec.from_dict(self.config["spec"])
         if self.config["device"] == "cpu":
             self.device, self.gpu = torch.device("cpu"), None
             if threads:
@@ -135,26 +134,20 @@ class Runner:
         self.model = model
         self.output_names: list[str] = []
 
-    def _to_device(self, name: str, array: np.ndarray):
-        torch = self.torch
-        t = torch.from_numpy(np.ascontiguousarray(array))
-        if t.is_floating_point():
-            t = t.to(self.dtype)
-        if self.channels_last and t.dim() == 4:
-            t = t.contiguous(memory_format=torch.channels_last)
-        return t.to(self.device, non_blocking=True)
+    def _to_device(self, array: np.ndarray):
+        return self._host(array).to(self.device, non_blocking=True)
 
     def _forward(self, inputs):
         from ..models import flatten_outputs
 
         with self.torch.inference_mode():
-            names, outputs = flatten_outputs(self.model(*inputs), ModelSpec.from_dict(self.config["spec"]))
+            names, outputs = flatten_outputs(self.model(*inputs), self.spec)
         self.output_names = names
         return outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
-        inputs = [self._to_device(n, feeds[n]) for n in self.order]
+        inputs = [self._to_device(feeds[n]) for n in self.order]
         outputs = self._forward(inputs)
         return [o.float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy() for o in outputs]
 
@@ -164,7 +157,7 @@ class Runner:
         if self.gpu is None:
             from ..timing import measure, summarize
 
-            prepared = [[self._to_device(n, f[n]) for n in self.order] for f in feed_sets]
+            prepared = [[self._to_device(f[n]) for n in self.order] for f in feed_sets]
             steps = [lambda inputs=inputs: self._forward(inputs) for inputs in prepared]
             return summarize(measure(steps, settings), batch, settings.cv_threshold)
         from ..gpu import measure_gpu, summarize_gpu

@@ -2,6 +2,7 @@
 # The GPU proof of the PyTorch backends and the shared timing harness, in stages:
 #   scripts/gpu_run.sh check      GPU tests (tests/test_torch_backend.py, the harness's tests)
 #   scripts/gpu_run.sh fidelity   scripts/harness_fidelity.py: harness vs hand-written CUDA-event loop vs do_bench
+#   scripts/gpu_run.sh gap        scripts/compile_gap_probe.py: pipeline vs fidelity-script compile, one variable at a time
 #   scripts/gpu_run.sh sweep      the real pipeline on config/gpu-torchvision.yaml (ResNet-50, ViT-B/16)
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
 # Results go to $OUT (default gpu-out/). On the lent H100/H200 (no network) the pip packages that
@@ -25,6 +26,8 @@ for stage in "$@"; do
       python3 -m pytest -q -p no:cacheprovider tests/test_torch_backend.py tests/test_gpu_harness.py || status=1 ;;
     fidelity)
       python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity.csv" || status=1 ;;
+    gap)
+      python3 scripts/compile_gap_probe.py --out "$OUT/compile_gap.csv" || status=1 ;;
     sweep)
       # MODELS / BACKENDS / TORCH_PROFILES (comma-separated) narrow config/gpu-torchvision.yaml, so a
       # sweep too long for one sitting runs in parts; `trtpipe summarize` joins the parts' CSVs.

@@ -55,11 +55,17 @@ class Event:
         return (end.t - self.t) * 1e3
 
 
+CURRENT: list = [None]  # the stream work is enqueued on (torch.cuda.stream(...) sets it; None: the default stream)
+
+
 class Graph:
-    def __init__(self, fn):
+    def __init__(self, fn, stream):
         self.fn = fn
+        self.stream = stream
 
     def replay(self) -> None:
+        # CUDA graphs replay on the current stream, whatever stream they were captured on.
+        assert CURRENT[0] is self.stream, "graph replayed on another stream than the one the harness times"
         self.fn()
 
 
@@ -91,7 +97,12 @@ class Device:
         return Event()
 
     def capture(self, fn, stream: Stream) -> Graph:
-        return Graph(fn)
+        return Graph(fn, stream)
 
+    @contextlib.contextmanager
     def use(self, stream: Stream):
-        return contextlib.nullcontext()
+        previous, CURRENT[0] = CURRENT[0], stream
+        try:
+            yield
+        finally:
+            CURRENT[0] = previous

@@ -278,7 +278,14 @@ def measure_gpu(device, stream, steps: Sequence[GpuStep], settings: TimingSettin
     stream.synchronize()
     if cuda_graph:
         graphs = [device.capture(s.compute, stream) for s in steps]
-        computes = [g.replay for g in graphs]
+
+        def replay_on_stream(graph):
+            # A graph replays on the *current* stream, not the one it was captured on: without this the
+            # replay ran on the default stream, outside the events, overlapping the copies.
+            with device.use(stream):
+                graph.replay()
+
+        computes = [functools.partial(replay_on_stream, g) for g in graphs]
         stream.synchronize()
     events = [device.event() for _ in range(4)]
     n = len(steps)

@@ -247,3 +247,18 @@ def test_torch_baseline_beside_onnxruntime_in_one_report(tmp_path):
     accuracy = pd.read_csv(results / "summary/accuracy.csv")
     assert accuracy[accuracy["backend"] == "torch_eager"]["passed"].all()
     assert dry_run_jobs(workdir) == {}
+
+
+def test_gpu_sweep_example_and_slurm_profile_dry_run_on_a_cpu_machine():
+    """The GPU sweep examples validate and build their DAG here; the SLURM profile is read by the real plugin.
+    (Submitting to a real SLURM is not covered yet.)"""
+    from helpers import REPO
+
+    zoo = dry_run_jobs(REPO, "--configfile", "config/sweep-gpu-zoo.yaml")
+    assert zoo["engine_tensorrt"] == 6 * 3 * (1 + 3)  # 6 models x fp32/fp16/int8 x (static-b1 + 3 profiles)
+    assert zoo["engine_torch"] == 6 * 2 * (1 + 3)  # fp32/fp16
+    gpu = dry_run_jobs(REPO, "--configfile", "config/gpu-torchvision.yaml")
+    assert gpu["benchmark_torch"] == 3 * (3 + 1) and gpu["engine_onnxruntime"] == 2
+    proc = snakemake(REPO, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/sweep-gpu-zoo.yaml",
+                     "--default-resources", "slurm_partition=gpu", "slurm_account=test")
+    assert "rule engine_tensorrt" in proc.stdout + proc.stderr

@@ -28,7 +28,7 @@ BATCH = 128
 SETTINGS = TimingSettings(warmup_s=0.5, min_duration_s=1.0, min_iterations=50)
 
 
-def steps_for(net, device, stream, sets: int):
+def steps_for(net, sets: int):
     steps = []
     for k in range(sets):
         host = torch.randn(BATCH, 3, 224, 224, generator=torch.Generator().manual_seed(k)).half()
@@ -71,13 +71,13 @@ def main() -> int:
         torch._dynamo.reset()  # a fresh compile for every variant, not a cached one
         net = torch.compile(model, dynamic=False)
         with torch.cuda.stream(stream.raw):
-            record(f"fidelity/{rep}", measure_gpu(device, stream, steps_for(net, device, stream, 1), SETTINGS, False, True))
+            record(f"fidelity/{rep}", measure_gpu(device, stream, steps_for(net, 1), SETTINGS, False, True))
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
             torch._dynamo.reset()
             net = torch.compile(model, dynamic=False)
-            record(f"tf32_off/{rep}", measure_gpu(device, stream, steps_for(net, device, stream, 1), SETTINGS, False, True))
-            record(f"transfers/{rep}", measure_gpu(device, stream, steps_for(net, device, stream, 1), SETTINGS, True, True))
-            record(f"input_sets/{rep}", measure_gpu(device, stream, steps_for(net, device, stream, 4), SETTINGS, True, True))
+            record(f"tf32_off/{rep}", measure_gpu(device, stream, steps_for(net, 1), SETTINGS, False, True))
+            record(f"transfers/{rep}", measure_gpu(device, stream, steps_for(net, 1), SETTINGS, True, True))
+            record(f"input_sets/{rep}", measure_gpu(device, stream, steps_for(net, 4), SETTINGS, True, True))
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
 
     # trtpipe's runner, on a seeded checkpoint, exactly as the benchmark rule calls it

@@ -14,7 +14,6 @@ run. Its sidecar pins the torch version and device, like any engine. Eager mode 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ProfileError, TrtpipeError
-from ..spec import ModelSpec, Shape, check_shapes_in_profile
-
-log = logging.getLogger(__name__)
+from ..spec import ModelSpec, check_shapes_in_profile
 
 ENGINE_SUFFIX = ".torch"
 MODES = {  # backend name -> (compiled, CUDA graph)

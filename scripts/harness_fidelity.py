@@ -111,8 +111,7 @@ def main() -> int:
                 m = measure_gpu(device, stream, [step], settings, transfers=False, cuda_graph=graphed)
                 harness.append(float(np.median(m.compute_ms)))
                 # the harness again, on the very callable the other timers use (no capture of its own)
-                with torch.cuda.stream(stream.raw):  # `fn` may be a graph replay: it runs on the current stream
-                    same = measure_gpu(device, stream, [GpuStep(lambda: None, fn, lambda: None)], settings, transfers=False)
+                same = measure_gpu(device, stream, [GpuStep(lambda: None, fn, lambda: None)], settings, transfers=False)
                 harness_same.append(float(np.median(same.compute_ms)))
                 n = max(50, len(m.compute_ms) // 4)
                 synced.append(hand_synced(fn, stream.raw, n))

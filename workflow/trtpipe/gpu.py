@@ -269,23 +269,23 @@ class GpuMeasurement:
 
 def measure_gpu(device, stream, steps: Sequence[GpuStep], settings: TimingSettings, transfers: bool = True,
                 cuda_graph: bool = False, clock: Callable[[], float] = time.perf_counter) -> GpuMeasurement:
+    """Time `steps` on `stream`. The steps enqueue on the current stream, which this sets to `stream` once, for
+    the whole measurement: a graph replays on the current stream too, and entering a stream context inside the
+    timed region cost about 15 us per call (+3.6% at ResNet-50 batch 1 against a hand loop, H100)."""
     if not steps:
         raise ValueError("measure_gpu() needs at least one step")
+    with device.use(stream):
+        return _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_graph, clock)
+
+
+def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_graph, clock) -> GpuMeasurement:
     computes = [s.compute for s in steps]
     for s in steps:  # inputs in place before any capture or timing; lazy initialisation happens here
         s.upload()
         s.compute()
     stream.synchronize()
     if cuda_graph:
-        graphs = [device.capture(s.compute, stream) for s in steps]
-
-        def replay_on_stream(graph):
-            # A graph replays on the *current* stream, not the one it was captured on: without this the
-            # replay ran on the default stream, outside the events, overlapping the copies.
-            with device.use(stream):
-                graph.replay()
-
-        computes = [functools.partial(replay_on_stream, g) for g in graphs]
+        computes = [device.capture(s.compute, stream).replay for s in steps]
         stream.synchronize()
     events = [device.event() for _ in range(4)]
     n = len(steps)

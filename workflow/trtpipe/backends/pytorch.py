@@ -165,30 +165,28 @@ class Runner:
         return summarize_gpu(m, batch, settings.cv_threshold)
 
     def _gpu_step(self, feeds: dict[str, np.ndarray]):
-        """Pinned host inputs, static device inputs; compute keeps its outputs for the download."""
+        """Pinned host inputs, static device inputs; compute keeps its outputs for the download.
+        The functions enqueue on the current stream: measure_gpu sets it to self.stream for the whole timing."""
         from ..gpu import GpuStep
 
-        torch, gpu, stream = self.torch, self.gpu, self.stream
+        torch = self.torch
         host = {n: self._host(feeds[n]) for n in self.order}
-        with gpu.use(stream):
+        with self.gpu.use(self.stream):
             dev = {n: torch.empty_like(host[n], device=self.device) for n in self.order}
         state: dict[str, Any] = {}
 
         def upload() -> None:
-            with gpu.use(stream):
-                for n in self.order:
-                    dev[n].copy_(host[n], non_blocking=True)
+            for n in self.order:
+                dev[n].copy_(host[n], non_blocking=True)
 
         def compute() -> None:
-            with gpu.use(stream):
-                state["outputs"] = self._forward([dev[n] for n in self.order])
+            state["outputs"] = self._forward([dev[n] for n in self.order])
 
         def download() -> None:
-            with gpu.use(stream):
-                if "host" not in state:  # pinned output buffers, once the output shapes are known
-                    state["host"] = [torch.empty_like(o, device="cpu").pin_memory() for o in state["outputs"]]
-                for h, o in zip(state["host"], state["outputs"]):
-                    h.copy_(o, non_blocking=True)
+            if "host" not in state:  # pinned output buffers, once the output shapes are known
+                state["host"] = [torch.empty_like(o, device="cpu").pin_memory() for o in state["outputs"]]
+            for h, o in zip(state["host"], state["outputs"]):
+                h.copy_(o, non_blocking=True)
 
         return GpuStep(upload, compute, download)
 

@@ -195,3 +195,21 @@ def test_cli_reports_a_batch_outside_the_profile_in_one_line(sweep, text_engines
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "batch 64 is outside profile 'small' (batch 1..4); fix:" in proc.stderr
     assert "batch 64 is outside profile" in (tmp_path / "b.log").read_text()
+
+
+def test_a_benchmark_refuses_an_engine_built_on_another_machine(sweep, text_engines, tmp_path):
+    """On a cluster a benchmark may land on another node type than its engine's build: one sentence, no numbers."""
+    engine, _ = text_engines["small"]
+    sidecar = json.loads(engine.with_suffix(".json").read_text())
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({**sidecar, "device": "AMD EPYC 9654 96-Core Processor"}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "trtpipe", "benchmark", "--model-spec", sweep.models["tiny_text"].to_json(),
+         "--engine", str(engine), "--sidecar", str(foreign), "--batches", "1", "--out", str(tmp_path / "b.csv"),
+         "--log", str(tmp_path / "b.log")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
+    )
+    assert proc.returncode == 2 and not (tmp_path / "b.csv").exists()
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert (f"was built for ONNX Runtime {sidecar['backend_version']} on AMD EPYC 9654 96-Core Processor, but this machine "
+            f"has ONNX Runtime {sidecar['backend_version']} on {sidecar['device']}; fix: rebuild the engine here") in proc.stderr

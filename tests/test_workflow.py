@@ -250,8 +250,8 @@ def test_torch_baseline_beside_onnxruntime_in_one_report(tmp_path):
 
 
 def test_gpu_sweep_example_and_slurm_profile_dry_run_on_a_cpu_machine():
-    """The GPU sweep examples validate and build their DAG here; the SLURM profile is read by the real plugin.
-    (Submitting to a real SLURM is not covered yet.)"""
+    """The GPU sweep examples validate and build their DAG here; the SLURM profile is read by the real plugin
+    (tests/test_slurm.py submits to a real SLURM)."""
     from helpers import REPO
 
     zoo = dry_run_jobs(REPO, "--configfile", "config/sweep-gpu-zoo.yaml")

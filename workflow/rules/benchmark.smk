@@ -22,6 +22,8 @@ rule benchmark_onnxruntime:
         bench=1,
     log:
         f"{R}/{{model}}/logs/bench.onnxruntime.{{variant}}.{{precision}}.{{profile}}.log",
+    group:
+        lambda w: engine_group(w, "onnxruntime")
     conda:
         "../../envs/onnx.yaml"
     shell:
@@ -43,6 +45,8 @@ use rule benchmark_onnxruntime as benchmark_tensorrt with:
         code=code("trtpipe.benchmark", "trtpipe.backends.tensorrt"),
     log:
         f"{R}/{{model}}/logs/bench.tensorrt.{{variant}}.{{precision}}.{{profile}}.log",
+    group:
+        lambda w: engine_group(w, "tensorrt")
     conda:
         "../../envs/tensorrt.yaml"
     resources:
@@ -64,6 +68,8 @@ use rule benchmark_onnxruntime as benchmark_torch with:
         code=code("trtpipe.benchmark", "trtpipe.backends.pytorch", "trtpipe.models"),
     log:
         f"{R}/{{model}}/logs/bench.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+    group:
+        lambda w: engine_group(w, w.backend)
     conda:
         "../../envs/torch.yaml"
     resources:

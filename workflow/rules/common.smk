@@ -127,6 +127,13 @@ def engine_file(w, backend, sidecar=False):
     return f"{R}/{w.model}/engines/{backend}/{stem}.{'json' if sidecar else ENGINE_SUFFIX[backend]}"
 
 
+def engine_group(w, backend):
+    """On a cluster an engine is built and timed in one job, on one node: an engine is only valid on the GPU
+    and TensorRT version that built it. (Snakemake ignores groups when it runs jobs itself.)"""
+    stem = os.path.basename(engine_file(w, backend)).rsplit(".", 1)[0]
+    return f"engine-{w.model}-{backend}-{stem}"
+
+
 def bench_batches(w):
     profile = SWEEP.engine_profile(w.model, w.variant, w.profile)
     return ",".join(map(str, SWEEP.bench_batches(w.model, profile)))

@@ -24,6 +24,8 @@ rule engine_onnxruntime:
         code=code("trtpipe.engine", "trtpipe.backends.onnxruntime"),
     log:
         f"{R}/{{model}}/logs/engine.onnxruntime.{{variant}}.{{precision}}.{{profile}}.log",
+    group:
+        lambda w: engine_group(w, "onnxruntime")
     conda:
         "../../envs/onnx.yaml"
     shell:
@@ -45,6 +47,8 @@ use rule engine_onnxruntime as engine_tensorrt with:
         code=code("trtpipe.engine", "trtpipe.backends.tensorrt"),
     log:
         f"{R}/{{model}}/logs/engine.tensorrt.{{variant}}.{{precision}}.{{profile}}.log",
+    group:
+        lambda w: engine_group(w, "tensorrt")
     conda:
         "../../envs/tensorrt.yaml"
     resources:
@@ -69,6 +73,8 @@ use rule engine_onnxruntime as engine_torch with:
         code=code("trtpipe.engine", "trtpipe.backends.pytorch", "trtpipe.models"),
     log:
         f"{R}/{{model}}/logs/engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+    group:
+        lambda w: engine_group(w, w.backend)
     conda:
         "../../envs/torch.yaml"
     resources:

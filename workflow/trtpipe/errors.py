@@ -23,3 +23,7 @@ class ParityError(TrtpipeError):
 
 class BackendUnavailable(TrtpipeError):
     """The backend's library or hardware is missing on this machine."""
+
+
+class EngineMismatch(TrtpipeError):
+    """An engine meets a library version or device it was not built for."""

@@ -30,3 +30,21 @@ def params_identity(backend: str, device: str = "cuda") -> dict[str, str]:
     except Exception:  # absent, or present but broken (missing libnvinfer): the job says which, not the DAG
         trt_version = "not installed"
     return {"tensorrt": trt_version, "device": visible_gpu_identity()}
+
+
+def refuse_foreign_engine(engine_path, sidecar: dict, here: dict, library: str) -> None:
+    """An engine is only valid with the library version and on the device that built it (its sidecar says
+    which): anywhere else — another GPU model or node type on a cluster, an upgraded library — say so in one
+    sentence rather than time it."""
+    from .errors import EngineMismatch
+
+    built = {k: sidecar.get(k) for k in here}
+    if built == here:
+        return
+
+    def where(d):
+        cc = f" (cc {d['compute_capability']})" if "compute_capability" in d else ""
+        return f"{library} {d['backend_version']} on {d['device']}{cc}"
+
+    raise EngineMismatch(f"{engine_path} was built for {where(built)}, but this machine has {where(here)}; fix: rebuild "
+                         f"the engine here (delete it and rerun), never time a foreign engine.")

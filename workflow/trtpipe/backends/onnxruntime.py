@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TrtpipeError
+from ..identity import refuse_foreign_engine
 from ..spec import Shape, check_shapes_in_profile
 from .ort_session import output_names, run_session, session, version
 
@@ -73,6 +74,7 @@ class Runner:
 
     def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
                  options: dict[str, Any] | None = None):
+        refuse_foreign_engine(engine_path, sidecar, identity(), "ONNX Runtime")
         self.engine_path = str(engine_path)
         (entry,) = sidecar["profiles"]
         self.profile = entry["name"]

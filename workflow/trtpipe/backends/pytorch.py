@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ProfileError, TrtpipeError
+from ..identity import refuse_foreign_engine
 from ..spec import ModelSpec, check_shapes_in_profile
 
 ENGINE_SUFFIX = ".torch"
@@ -89,13 +90,7 @@ class Runner:
         self.engine_path = str(engine_path)
         self.config = json.loads(Path(engine_path).read_text())
         self.options = {**(options or {}), "device": self.config["device"]}
-        here = identity(self.options)
-        built = {k: sidecar.get(k) for k in here}
-        if built != here:
-            raise TrtpipeError(
-                f"{engine_path} was recorded for torch {built['backend_version']} on {built['device']}, but this machine has "
-                f"torch {here['backend_version']} on {here['device']}; fix: rebuild it here (delete it and rerun)."
-            )
+        refuse_foreign_engine(engine_path, sidecar, identity(self.options), "torch")
         entry = next((p for p in sidecar["profiles"] if p["name"] == (profile or sidecar["profiles"][0]["name"])), None)
         if entry is None:
             raise ProfileError(f"{engine_path} has no profile {profile!r}; fix: pick one of {[p['name'] for p in sidecar['profiles']]}.")

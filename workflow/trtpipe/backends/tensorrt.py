@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ProfileError, TrtpipeError
+from ..errors import BackendUnavailable, EngineMismatch, ProfileError, TrtpipeError
+from ..identity import refuse_foreign_engine
 from ..gpu import GPU_COLUMNS, GpuStep, get_device, measure_gpu, summarize_gpu
 from ..io import atomic_path
 from ..spec import Shape, check_shapes_in_profile
@@ -159,10 +160,6 @@ def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes
             "build_seconds": build_s, **{f"gpu_{k}": v for k, v in device.info.items()}}
 
 
-class EngineMismatch(TrtpipeError):
-    """An engine meets a TensorRT version or GPU it was not built for."""
-
-
 class Runner:
     """One execution context for one of the engine's profiles."""
 
@@ -174,14 +171,7 @@ class Runner:
         self.options = options or {}
         here = {"backend_version": trt.__version__, "device": self.device.info["name"],
                 "compute_capability": self.device.info["compute_capability"]}
-        built = {k: sidecar.get(k) for k in here}
-        if built != here:
-            raise EngineMismatch(
-                f"{engine_path} was built for TensorRT {built['backend_version']} on {built['device']} (cc "
-                f"{built['compute_capability']}), but this machine has TensorRT {here['backend_version']} on {here['device']} "
-                f"(cc {here['compute_capability']}); fix: rebuild the engine here (delete it and rerun), never time a "
-                f"foreign engine."
-            )
+        refuse_foreign_engine(engine_path, sidecar, here, "TensorRT")
         names = [p["name"] for p in sidecar["profiles"]]
         self.profile = profile or names[0]
         if self.profile not in names:

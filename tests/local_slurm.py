@@ -44,7 +44,7 @@ def _conf(node: str) -> str:
     mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 1024
     return f"""{MARK}
 ClusterName=trtpipe-test
-SlurmctldHost={node}
+SlurmctldHost={node}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -70,7 +70,7 @@ SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
-NodeName={node} CPUs={NODE_CPUS} RealMemory={mem_mb} State=UNKNOWN
+NodeName={node} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory={mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 

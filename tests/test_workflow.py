@@ -259,6 +259,6 @@ def test_gpu_sweep_example_and_slurm_profile_dry_run_on_a_cpu_machine():
     assert zoo["engine_torch"] == 6 * 2 * (1 + 3)  # fp32/fp16
     gpu = dry_run_jobs(REPO, "--configfile", "config/gpu-torchvision.yaml")
     assert gpu["benchmark_torch"] == 3 * (3 + 1) and gpu["engine_onnxruntime"] == 2
-    proc = snakemake(REPO, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/sweep-gpu-zoo.yaml",
-                     "--default-resources", "slurm_partition=gpu", "slurm_account=test")
-    assert "rule engine_tensorrt" in proc.stdout + proc.stderr
+    proc = snakemake(REPO, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/sweep-gpu-zoo.yaml")
+    out = proc.stdout + proc.stderr
+    assert "rule engine_tensorrt" in out and "runtime=120" in out and "cpus_per_task=2" in out  # the profile's resources

@@ -126,7 +126,9 @@ def start(timeout: float = 60) -> Cluster:
 
 
 def stop() -> None:
-    """End the daemons a previous start() left running (munged stays: other tools may use it)."""
+    """End the daemons a previous start() left running and remove its slurm.conf (munged stays: other tools may
+    use it). A slurm.conf without a controller would cost every later Snakemake start about 9 s: the SLURM
+    executor plugin runs `scontrol show config` when it is imported, which waits for the controller."""
     for daemon in ("slurmd", "slurmctld"):
         pid_file = STATE / f"{daemon}.pid"
         try:
@@ -140,6 +142,8 @@ def stop() -> None:
             except ProcessLookupError:
                 break
             time.sleep(0.1)
+    if CONF.exists() and MARK in CONF.read_text():
+        CONF.unlink()
 
 
 if __name__ == "__main__":

@@ -128,8 +128,8 @@ def engine_file(w, backend, sidecar=False):
 
 
 def engine_group(w, backend):
-    """On a cluster an engine is built and timed in one job, on one node: an engine is only valid on the GPU
-    and TensorRT version that built it. (Snakemake ignores groups when it runs jobs itself.)"""
+    """On a cluster an engine is built and timed in one job, on one node: an engine is only valid on the device
+    and with the library version that built it. (Snakemake ignores groups when it runs jobs itself.)"""
     stem = os.path.basename(engine_file(w, backend)).rsplit(".", 1)[0]
     return f"engine-{w.model}-{backend}-{stem}"
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, EngineMismatch, ProfileError, TrtpipeError
-from ..identity import refuse_foreign_engine
 from ..gpu import GPU_COLUMNS, GpuStep, get_device, measure_gpu, summarize_gpu
+from ..identity import refuse_foreign_engine
 from ..io import atomic_path
 from ..spec import Shape, check_shapes_in_profile
 

@@ -1,7 +1,6 @@
 """Unit tests of the pure parts: profiles, parity, timing statistics, atomic writes, code digests."""
 
 import shutil
-import sys
 
 import numpy as np
 import pytest

@@ -53,7 +53,7 @@ def test_a_sweep_on_slurm_produces_what_a_local_run_produces(cluster, tmp_path):
     on_slurm = copy_workflow(tmp_path / "slurm", config)
     start = time.monotonic()
     proc = snakemake(on_slurm, *SLURM)
-    print(f"tiny sweep on the local SLURM: {time.monotonic() - start:.0f} s")  # -s shows it; the note records it
+    print(f"tiny sweep on the local SLURM: {time.monotonic() - start:.0f} s")  # seen with pytest -s
     out = proc.stdout + proc.stderr
 
     assert set(files_under(on_slurm / "results")) == set(files_under(local / "results"))
@@ -105,7 +105,7 @@ def test_on_slurm_a_failed_job_names_its_log_and_a_cancelled_job_resumes(cluster
     job_log = re.search(rf"\S+/logs/slurm/group_{re.escape(group)}_\S+/{cancelled}\.log", out).group()
     assert f"JOB {cancelled} ON {cluster.node} CANCELLED" in Path(job_log).read_text()
     left = [o for o in dry_run_outputs(workdir) if not o.startswith(("results/missing/", "results/summary/"))]
-    assert len(left) == 2 and all(f"tiny_text/" in o and engine in o for o in left), left  # its engine and benchmark
+    assert len(left) == 2 and all("tiny_text/" in o and engine in o for o in left), left  # its engine and benchmark
     assert not list((workdir / "results").rglob("*.tmp"))
 
     # fixed and run again: only the cancelled engine and the summary run; finished work is kept

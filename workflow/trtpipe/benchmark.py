@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 

@@ -18,6 +18,7 @@ WORKFLOW_PARTS = ("Snakefile", "workflow", "profiles", "envs")
 
 def copy_workflow(dest: Path, config: dict) -> Path:
     """A runnable copy of the workflow in `dest` with `config` as its config.yaml."""
+    dest.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
         src = REPO / part
         if src.is_dir():

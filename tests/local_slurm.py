@@ -37,7 +37,6 @@ class SlurmUnavailable(RuntimeError):
 @dataclass
 class Cluster:
     node: str
-    partition: str = "debug"
 
 
 def _conf(node: str) -> str:
@@ -79,8 +78,12 @@ def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
 
 
+def _munge_answers() -> bool:
+    return _run("sh", "-c", "munge -n | unmunge", check=False).returncode == 0
+
+
 def _start_munge() -> None:
-    if _run("sh", "-c", "munge -n | unmunge", check=False).returncode == 0:
+    if _munge_answers():
         return  # already running
     user = pwd.getpwnam("munge")
     for folder in ("/run/munge", "/var/log/munge", "/var/lib/munge"):
@@ -89,7 +92,7 @@ def _start_munge() -> None:
     if not Path("/etc/munge/munge.key").exists():
         _run("runuser", "-u", "munge", "--", "mungekey", "--create")
     _run("runuser", "-u", "munge", "--", "munged")
-    if _run("sh", "-c", "munge -n | unmunge", check=False).returncode != 0:
+    if not _munge_answers():
         raise SlurmUnavailable("munged started but does not answer (munge -n | unmunge failed)")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 
+from .errors import EngineMismatch
+
 
 @functools.lru_cache(maxsize=None)
 def params_identity(backend: str, device: str = "cuda") -> dict[str, str]:
@@ -36,8 +38,6 @@ def refuse_foreign_engine(engine_path, sidecar: dict, here: dict, library: str) 
     """An engine is only valid with the library version and on the device that built it (its sidecar says
     which): anywhere else — another GPU model or node type on a cluster, an upgraded library — say so in one
     sentence rather than time it."""
-    from .errors import EngineMismatch
-
     built = {k: sidecar.get(k) for k in here}
     if built == here:
         return

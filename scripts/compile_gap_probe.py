@@ -84,6 +84,7 @@ def main() -> int:
     from trtpipe.benchmark import benchmark_engine
     from trtpipe.config import validate
     from trtpipe.engine import build_engine
+    from trtpipe.spec import Variant
     from trtpipe.models import write_seeded_checkpoint
     from trtpipe.reference import make_reference
 
@@ -95,8 +96,10 @@ def main() -> int:
     make_reference(spec, str(tmp / "ckpt.pt"), [BATCH], tmp / "ref.npz")
     options = {"device": "cuda", "channels_last": True, "include_transfers": True, "cache_dir": str(tmp / "cache")}
     engine = tmp / "engine.torch"
-    build_engine("torch_compile_graph", tmp / "ckpt.pt", engine, tmp / "engine.json", spec, f"static-b{BATCH}", "fp16",
-                 sweep.engine_profiles("resnet50", f"static-b{BATCH}", "static"), options, tmp / "ref.npz", sweep.tolerance("fp16"))
+    variant = Variant.static(BATCH)
+    build_engine("torch_compile_graph", tmp / "ckpt.pt", engine, tmp / "engine.json", spec, variant, "fp16",
+                 sweep.engine_profiles("resnet50", "torch_compile_graph", variant, "static"), options, tmp / "ref.npz",
+                 sweep.tolerance("fp16"))
     for rep in range(2):
         frame = benchmark_engine(engine, tmp / "engine.json", spec, [BATCH], SETTINGS, 4, backend_options=options)
         rows.append({"variant": f"runner/{rep}", "compute_ms_median": float(frame["compute_ms_median"][0]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -14,6 +15,41 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 WORKFLOW_PARTS = ("Snakefile", "workflow", "profiles", "envs")
+
+# Models and a sweep small enough for tests (the zoo's tiny models and one user factory).
+FAST_BENCHMARK = {"warmup_s": 0.01, "min_duration_s": 0.05, "min_iterations": 3, "input_sets": 2}
+
+TEXT_MODEL = {
+    "factory": "trtpipe.zoo:tiny_text",
+    "factory_kwargs": {"vocab_size": 50, "dim": 16},
+    "inputs": [
+        {"name": "input_ids", "shape": [8], "dtype": "int64", "range": [0, 50], "dynamic": {1: {"min": 4, "max": 16, "name": "seq"}}},
+        {"name": "attention_mask", "shape": [8], "dtype": "int64", "range": [0, 2], "dynamic": {1: {"min": 4, "max": 16, "name": "seq"}}},
+    ],
+}
+SR_MODEL = {
+    "factory": "trtpipe.zoo:tiny_sr",
+    "factory_kwargs": {"features": 8},
+    "inputs": [{"name": "low_res", "shape": [3, 8, 8], "dynamic": {2: {"min": 4, "max": 16, "name": "height"}, 3: {"min": 4, "max": 16, "name": "width"}}}],
+}
+USER_MODEL = {
+    "factory": "tests/data/user_models.py:features_and_category",
+    "inputs": [
+        {"name": "features", "shape": [6]},
+        {"name": "category", "shape": [], "dtype": "int64", "range": [0, 5]},
+    ],
+}
+
+
+def tiny_config(**models) -> dict:
+    """A sweep small enough to run end to end in a test: two batch sizes, two profiles."""
+    return copy.deepcopy({
+        "batch_sizes": [1, 2],
+        "profiles": {"small": {"min": 1, "opt": 2, "max": 4}},
+        "sweep": {"profiles": ["latency", "small"]},
+        "benchmark": FAST_BENCHMARK,
+        "models": models or {"tiny_text": TEXT_MODEL},
+    })
 
 
 def copy_workflow(dest: Path, config: dict) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TEXT_MODEL, tiny_config
+from helpers import TEXT_MODEL, tiny_config
 from trtpipe.config import PRESET_PROFILES, load_file, validate
 from trtpipe.errors import ConfigError
 
@@ -29,7 +29,7 @@ def test_presets_exist_without_being_configured():
 
 def test_targets_and_batches_follow_profiles():
     sweep = validate(tiny_config())
-    targets = {(t.variant, t.profile) for t in sweep.engine_targets("tiny_text")}
+    targets = {(t.variant.name, t.profile) for t in sweep.engine_targets("tiny_text")}
     assert targets == {("static-b1", "static"), ("static-b2", "static"), ("dynamic", "latency"), ("dynamic", "small")}
     assert sweep.bench_batches("tiny_text", sweep.profile("small")) == [1, 2]
     assert sweep.bench_batches("tiny_text", sweep.profile("offline")) == [128]  # opt is always benchmarked
@@ -42,7 +42,7 @@ def test_a_backend_can_be_kept_to_some_profiles():
     raw["onnxruntime"] = {"profiles": ["latency"]}  # a slow CPU backend kept small
     raw["torch"] = {"profiles": ["static", "small"]}
     sweep = validate(raw)
-    targets = {(t.backend, t.variant, t.profile) for t in sweep.engine_targets("tiny_text")}
+    targets = {(t.backend, t.variant.name, t.profile) for t in sweep.engine_targets("tiny_text")}
     assert targets == {("onnxruntime", "dynamic", "latency"), ("torch_eager", "static-b1", "static"),
                        ("torch_eager", "static-b2", "static"), ("torch_eager", "dynamic", "small")}
     raw["onnxruntime"] = {"profiles": ["nightly"]}

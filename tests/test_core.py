@@ -9,7 +9,7 @@ from trtpipe import codehash
 from trtpipe.errors import ProfileError
 from trtpipe.io import atomic_path, write_json
 from trtpipe.parity import compare
-from trtpipe.spec import Profile, check_shapes_in_profile
+from trtpipe.spec import Profile, Variant, check_shapes_in_profile
 from trtpipe.timing import Measurement, TimingSettings, measure, summarize
 
 
@@ -17,7 +17,7 @@ from trtpipe.timing import Measurement, TimingSettings, measure, summarize
 def test_profile_shapes_cover_batch_and_dynamic_axes(text_spec):
     shapes = Profile("small", 1, 2, 4).shapes(text_spec)
     assert shapes["input_ids"] == ((1, 4), (2, 8), (4, 16))
-    fixed = Profile.static(2).shapes(text_spec, fixed_dims=True)
+    fixed = Profile.static(2).shapes(text_spec, Variant.static(2))
     assert fixed["attention_mask"] == ((2, 8), (2, 8), (2, 8))
 
 

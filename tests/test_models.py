@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import USER_MODEL, tiny_config
+from helpers import USER_MODEL, tiny_config
 from trtpipe.config import validate
 from trtpipe.errors import TrtpipeError
 from trtpipe.inputs import random_inputs

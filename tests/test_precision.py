@@ -10,7 +10,7 @@ import onnx
 import pandas as pd
 import pytest
 
-from conftest import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
+from helpers import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
 from trtpipe.backends.ort_session import OnnxEvaluator
 from trtpipe.config import validate
 from trtpipe.errors import TrtpipeError
@@ -18,14 +18,14 @@ from trtpipe.export import export_onnx
 from trtpipe.precision import calibration_inputs, check_precision, convert
 from trtpipe.reference import make_reference
 from trtpipe.report import best_configurations, failed_engines
+from trtpipe.spec import DYNAMIC
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = {"keep_io_types": True, "calibration_method": "max", "calibration_samples": 16}
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    os.chdir(REPO)
+def sweep(repo_cwd):
     return validate(tiny_config(tiny_sr=SR_MODEL, tiny_text=TEXT_MODEL, user=USER_MODEL))
 
 
@@ -35,7 +35,7 @@ def graphs(tmp_path_factory, sweep):
     for name in ("tiny_sr", "tiny_text"):
         spec = sweep.models[name]
         make_reference(spec, None, sweep.reference_batches(name), root / f"{name}.npz")
-        export_onnx(spec, None, "dynamic", root / f"{name}.onnx")
+        export_onnx(spec, None, DYNAMIC, root / f"{name}.onnx")
     return root
 
 
@@ -48,7 +48,7 @@ def graphs(tmp_path_factory, sweep):
 def test_each_precision_converts_and_is_checked_against_pytorch(sweep, graphs, precision, runtime):
     spec = sweep.models["tiny_sr"]
     out = graphs / f"sr.{precision}.onnx"
-    stats = convert(graphs / "tiny_sr.onnx", out, spec, "dynamic", precision, OPTIONS)
+    stats = convert(graphs / "tiny_sr.onnx", out, spec, DYNAMIC, precision, OPTIONS)
     ops = collections.Counter(n.op_type for n in onnx.load(str(out)).graph.node)
     if precision in ("fp16", "bf16"):
         low = {"fp16": onnx.TensorProto.FLOAT16, "bf16": onnx.TensorProto.BFLOAT16}[precision]
@@ -59,7 +59,7 @@ def test_each_precision_converts_and_is_checked_against_pytorch(sweep, graphs, p
         assert ops["QuantizeLinear"] > 0 and stats["quantize_nodes"] == ops["QuantizeLinear"]
         assert stats["calibration"] == {"source": "random", "samples": 16, "seed": 0}
         assert any("say nothing about accuracy on real inputs" in w for w in stats["warnings"])
-    rows, used = check_precision(out, spec, graphs / "tiny_sr.npz", "dynamic", precision, sweep.tolerance(precision))
+    rows, used = check_precision(out, spec, graphs / "tiny_sr.npz", DYNAMIC, precision, sweep.tolerance(precision))
     assert used.startswith(runtime)
     assert {r["case"] for r in rows} >= {"b1", "b3", "b1-dmin", "b1-dmax"}
     assert all(r["passed"] for r in rows), [(r["case"], r["max_abs_err"], r["cosine"]) for r in rows if not r["passed"]]
@@ -67,7 +67,7 @@ def test_each_precision_converts_and_is_checked_against_pytorch(sweep, graphs, p
 
 
 def test_fp8_that_quantizes_nothing_says_so(sweep, graphs):
-    stats = convert(graphs / "tiny_sr.onnx", graphs / "sr.fp8b.onnx", sweep.models["tiny_sr"], "dynamic", "fp8", OPTIONS)
+    stats = convert(graphs / "tiny_sr.onnx", graphs / "sr.fp8b.onnx", sweep.models["tiny_sr"], DYNAMIC, "fp8", OPTIONS)
     if stats["quantize_nodes"] == 0:  # ModelOpt 0.47 leaves this conv net unquantized in fp8
         assert any("inserted no Q/DQ nodes" in w for w in stats["warnings"])
 
@@ -75,15 +75,15 @@ def test_fp8_that_quantizes_nothing_says_so(sweep, graphs):
 def test_int8_on_a_multi_input_integer_model(sweep, graphs):
     spec = sweep.models["tiny_text"]
     out = graphs / "text.int8.onnx"
-    convert(graphs / "tiny_text.onnx", out, spec, "dynamic", "int8", OPTIONS)
-    rows, _ = check_precision(out, spec, graphs / "tiny_text.npz", "dynamic", "int8", sweep.tolerance("int8"))
+    convert(graphs / "tiny_text.onnx", out, spec, DYNAMIC, "int8", OPTIONS)
+    rows, _ = check_precision(out, spec, graphs / "tiny_text.npz", DYNAMIC, "int8", sweep.tolerance("int8"))
     assert all(r["passed"] for r in rows) and min(r["cosine"] for r in rows) > 0.99
 
 
 def test_fp16_text_model_runs_after_stale_value_info_is_dropped(sweep, graphs):
     """AutoCast's value_info made ONNX Runtime fail ('Shape mismatch attempting to re-use buffer')."""
     out = graphs / "text.fp16.onnx"
-    convert(graphs / "tiny_text.onnx", out, sweep.models["tiny_text"], "dynamic", "fp16", OPTIONS)
+    convert(graphs / "tiny_text.onnx", out, sweep.models["tiny_text"], DYNAMIC, "fp16", OPTIONS)
     assert len(onnx.load(str(out)).graph.value_info) == 0
     evaluator = OnnxEvaluator(out)
     assert evaluator.runtime.startswith("onnxruntime")

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 import local_slurm
-from conftest import TEXT_MODEL, USER_MODEL, tiny_config
-from helpers import SNAKEMAKE, copy_workflow, dry_run_jobs, dry_run_outputs, snakemake, write_config
+from helpers import SNAKEMAKE, TEXT_MODEL, USER_MODEL, copy_workflow, dry_run_jobs, dry_run_outputs, snakemake, tiny_config, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 

@@ -10,9 +10,9 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
+from helpers import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
 from trtpipe import simplify as simplify_module
-from trtpipe.benchmark import BENCH_COLUMNS, benchmark_engine
+from trtpipe.benchmark import bench_columns, benchmark_engine
 from trtpipe.check import check_export
 from trtpipe.config import validate
 from trtpipe.engine import build_engine
@@ -21,6 +21,7 @@ from trtpipe.export import export_onnx
 from trtpipe.reference import Reference, make_reference
 from trtpipe.simplify import simplify
 from trtpipe.timing import TimingSettings
+from trtpipe.spec import DYNAMIC, Variant
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = {"atol": 1e-4, "rtol": 1e-3}
@@ -35,8 +36,7 @@ def dims(path, which="input"):
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    os.chdir(REPO)  # user factory paths are relative to where snakemake runs
+def sweep(repo_cwd):
     return validate(tiny_config(tiny_text=TEXT_MODEL, tiny_sr=SR_MODEL, user=USER_MODEL, bad=BAD_MODEL, traced=TRACED_MODEL))
 
 
@@ -53,10 +53,10 @@ def work(tmp_path_factory, sweep):
 def test_dynamic_export_is_symbolic_and_matches_pytorch_at_other_batches(sweep, work, exporter):
     spec = sweep.models["tiny_text"]
     out = work / f"text.{exporter}.onnx"
-    export_onnx(spec, None, "dynamic", out, exporter=exporter, opset=18, dummy_batch=2)
+    export_onnx(spec, None, DYNAMIC, out, exporter=exporter, opset=18, dummy_batch=2)
     assert dims(out) == {"input_ids": ["batch", "seq"], "attention_mask": ["batch", "seq"]}
     assert dims(out, "output")["output"][0] == "batch"
-    rows, report = check_export(out, spec, work / "tiny_text.npz", "dynamic", TOL, dummy_batch=2)
+    rows, report = check_export(out, spec, work / "tiny_text.npz", DYNAMIC, TOL, dummy_batch=2)
     assert {r["case"] for r in rows} == {"b1", "b2", "b3", "b1-dmin", "b1-dmax"}  # the traced 2, and away from it
     assert all(r["passed"] for r in rows) and max(r["max_abs_err"] for r in rows) < 1e-4
     assert report["suspicious_reshapes"] == []
@@ -64,18 +64,18 @@ def test_dynamic_export_is_symbolic_and_matches_pytorch_at_other_batches(sweep, 
 
 def test_dynamic_height_width_keep_their_names(sweep, work):
     out = work / "sr.onnx"
-    export_onnx(sweep.models["tiny_sr"], None, "dynamic", out)
+    export_onnx(sweep.models["tiny_sr"], None, DYNAMIC, out)
     assert dims(out) == {"low_res": ["batch", 3, "height", "width"]}
     assert dims(out, "output")["output"] == ["batch", 3, "2*height", "2*width"]
-    rows, _ = check_export(out, sweep.models["tiny_sr"], work / "tiny_sr.npz", "dynamic", TOL, 2)
+    rows, _ = check_export(out, sweep.models["tiny_sr"], work / "tiny_sr.npz", DYNAMIC, TOL, 2)
     assert {r["case"] for r in rows} >= {"b1-dmin", "b1-dmax"} and all(r["passed"] for r in rows)
 
 
 def test_static_export_has_fixed_batch(sweep, work):
     out = work / "user.static-b2.onnx"
-    export_onnx(sweep.models["user"], None, "static-b2", out)
+    export_onnx(sweep.models["user"], None, Variant.static(2), out)
     assert dims(out) == {"features": [2, 6], "category": [2]}
-    rows, _ = check_export(out, sweep.models["user"], work / "user.npz", "static-b2", TOL, 2)
+    rows, _ = check_export(out, sweep.models["user"], work / "user.npz", Variant.static(2), TOL, 2)
     assert [r["case"] for r in rows] == ["b2"] and rows[0]["passed"]
 
 
@@ -85,9 +85,9 @@ def test_view_2_minus_1_fails_the_check_naming_batch_cause_and_fix(sweep, work):
     assert [c.id for c in meta.cases()] == ["b2"] and meta.case("b1").error.startswith("RuntimeError: mat1 and mat2")
     for exporter in ("dynamo", "torchscript"):
         out = work / f"bad.{exporter}.onnx"
-        export_onnx(sweep.models["bad"], None, "dynamic", out, exporter=exporter)
+        export_onnx(sweep.models["bad"], None, DYNAMIC, out, exporter=exporter)
         with pytest.raises(DynamicExportError) as info:
-            check_export(out, sweep.models["bad"], work / "bad.npz", "dynamic", TOL, dummy_batch=2)
+            check_export(out, sweep.models["bad"], work / "bad.npz", DYNAMIC, TOL, dummy_batch=2)
         message = str(info.value)
         assert "axis 0 (batch) is hard-coded — the graph traced at batch 2 does not run at batch 1 (b1)" in message
         assert "PyTorch's forward() fails there too" in message and "x.view(2, -1)" in message and "fix: derive it from the tensor" in message and "\n" not in message
@@ -98,10 +98,10 @@ def test_batch_frozen_by_tracing_fails_the_check_naming_node_and_reshape(sweep, 
     """int(x.shape[0]) runs at any batch in PyTorch; both exporters keep the input symbolic (it looks
     dynamic) but bake [2, -1] into a Reshape."""
     out = work / f"traced.{exporter}.onnx"
-    export_onnx(sweep.models["traced"], None, "dynamic", out, exporter=exporter)
+    export_onnx(sweep.models["traced"], None, DYNAMIC, out, exporter=exporter)
     assert dims(out)["x"][0] == "batch"
     with pytest.raises(DynamicExportError) as info:
-        check_export(out, sweep.models["traced"], work / "traced.npz", "dynamic", TOL, dummy_batch=2)
+        check_export(out, sweep.models["traced"], work / "traced.npz", DYNAMIC, TOL, dummy_batch=2)
     message = str(info.value)
     assert "axis 0 (batch) is hard-coded — the graph traced at batch 2 does not run at batch 1 (b1)" in message
     assert "ONNX Runtime failed in node" in message and "suspect: Reshape" in message
@@ -114,15 +114,15 @@ def test_unsupported_operator_is_named(work):
                                    "inputs": [{"name": "x", "shape": [4, 4]}]})).models["u"]
     for exporter in ("dynamo", "torchscript"):
         with pytest.raises(TrtpipeError, match=r"operator aten.*linalg_svd cannot be converted by the .* fix: set export.opset"):
-            export_onnx(spec, None, "dynamic", work / "u.onnx", exporter=exporter)
+            export_onnx(spec, None, DYNAMIC, work / "u.onnx", exporter=exporter)
         assert not (work / "u.onnx").exists() and not list(work.glob(".u.onnx.*"))
 
 
 def test_simplify_counts_nodes_checks_parity_and_falls_back(sweep, work, monkeypatch):
     spec = sweep.models["tiny_sr"]
     src = work / "sr.dyn.onnx"
-    export_onnx(spec, None, "dynamic", src, exporter="torchscript")
-    rows, stats = simplify(src, work / "sr.sim.onnx", spec, work / "tiny_sr.npz", "dynamic", "onnxsim", TOL, 2)
+    export_onnx(spec, None, DYNAMIC, src, exporter="torchscript")
+    rows, stats = simplify(src, work / "sr.sim.onnx", spec, work / "tiny_sr.npz", DYNAMIC, "onnxsim", TOL, 2)
     assert stats["tool"] == "onnxsim" and stats["nodes_after"] <= stats["nodes_before"]
     assert all(r["stage"] == "simplify" and r["passed"] for r in rows)
     assert dims(work / "sr.sim.onnx") == dims(src)
@@ -131,7 +131,7 @@ def test_simplify_counts_nodes_checks_parity_and_falls_back(sweep, work, monkeyp
         raise RuntimeError("simulated onnxsim failure")
 
     monkeypatch.setitem(simplify_module.TOOLS, "onnxsim", broken)
-    _, stats = simplify(src, work / "sr.sim2.onnx", spec, work / "tiny_sr.npz", "dynamic", "onnxsim", TOL, 2)
+    _, stats = simplify(src, work / "sr.sim2.onnx", spec, work / "tiny_sr.npz", DYNAMIC, "onnxsim", TOL, 2)
     assert stats["tool"] == "onnxslim" and stats["requested_tool"] == "onnxsim"
 
 
@@ -139,11 +139,11 @@ def test_simplify_counts_nodes_checks_parity_and_falls_back(sweep, work, monkeyp
 def text_engines(sweep, work):
     spec = sweep.models["tiny_text"]
     src = work / "text.engine-src.onnx"
-    export_onnx(spec, None, "dynamic", src)
+    export_onnx(spec, None, DYNAMIC, src)
     built = {}
     for profile in (sweep.profile("latency"), sweep.profile("small")):
         engine = work / f"text.{profile.name}.onnx"
-        rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, "dynamic", "fp32", [profile],
+        rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, DYNAMIC, "fp32", [profile],
                             {"optimization_level": "all"}, work / "tiny_text.npz", TOL)
         built[profile.name] = (engine, rows)
     return built
@@ -165,7 +165,7 @@ def test_engine_for_a_profile_beyond_the_reference_uses_tiled_cases(sweep, work)
     spec = sweep.models["tiny_text"]
     src = work / "text.engine-src.onnx"
     engine = work / "text.offline.onnx"
-    rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, "dynamic", "fp32",
+    rows = build_engine("onnxruntime", src, engine, engine.with_suffix(".json"), spec, DYNAMIC, "fp32",
                         [sweep.profile("offline")], {}, work / "tiny_text.npz", TOL)
     assert {r["batch"] for r in rows} == {128} and {r["case"] for r in rows} >= {"b3->b128"} and all(r["passed"] for r in rows)
     tiled = Reference(work / "tiny_text.npz").cases_within(128, 128, 128, ("opt",))[0]
@@ -176,7 +176,7 @@ def test_benchmark_rows_and_profile_refusal(sweep, text_engines):
     engine, _ = text_engines["small"]
     settings = TimingSettings(warmup_s=0.01, min_duration_s=0.05, min_iterations=5)
     frame = benchmark_engine(engine, engine.with_suffix(".json"), sweep.models["tiny_text"], [1, 4], settings, input_sets=2)
-    assert list(frame.columns) == BENCH_COLUMNS and list(frame["batch"]) == [1, 4]
+    assert list(frame.columns) == bench_columns() and list(frame["batch"]) == [1, 4]
     assert (frame["iterations"] >= 5).all() and (frame["latency_ms_min"] <= frame["latency_ms_median"]).all()
     assert json.loads(frame["input_shapes"][1]) == {"attention_mask": [4, 8], "input_ids": [4, 8]}
     with pytest.raises(ProfileError, match=r"batch 8 is outside profile 'small' \(batch 1..4\)"):
@@ -186,7 +186,7 @@ def test_benchmark_rows_and_profile_refusal(sweep, text_engines):
 def test_cli_reports_a_batch_outside_the_profile_in_one_line(sweep, text_engines, tmp_path):
     engine, _ = text_engines["small"]
     proc = subprocess.run(
-        [sys.executable, "-m", "trtpipe", "benchmark", "--model-spec", sweep.models["tiny_text"].to_json(),
+        [sys.executable, "-m", "trtpipe", "benchmark", "--backend", "onnxruntime", "--model-spec", sweep.models["tiny_text"].to_json(),
          "--engine", str(engine), "--sidecar", str(engine.with_suffix(".json")), "--batches", "2,64",
          "--out", str(tmp_path / "b.csv"), "--log", str(tmp_path / "b.log")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
@@ -204,7 +204,7 @@ def test_a_benchmark_refuses_an_engine_built_on_another_machine(sweep, text_engi
     foreign = tmp_path / "foreign.json"
     foreign.write_text(json.dumps({**sidecar, "device": "AMD EPYC 9654 96-Core Processor"}))
     proc = subprocess.run(
-        [sys.executable, "-m", "trtpipe", "benchmark", "--model-spec", sweep.models["tiny_text"].to_json(),
+        [sys.executable, "-m", "trtpipe", "benchmark", "--backend", "onnxruntime", "--model-spec", sweep.models["tiny_text"].to_json(),
          "--engine", str(engine), "--sidecar", str(foreign), "--batches", "1", "--out", str(tmp_path / "b.csv"),
          "--log", str(tmp_path / "b.log")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},

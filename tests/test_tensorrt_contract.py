@@ -40,12 +40,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SR_MODEL, TEXT_MODEL, tiny_config
+from helpers import SR_MODEL, TEXT_MODEL, tiny_config
 from trtpipe.config import validate
 from trtpipe.engine import build_engine
 from trtpipe.errors import BackendUnavailable, ProfileError, TrtpipeError
 from trtpipe.export import export_onnx
 from trtpipe.reference import make_reference
+from trtpipe.backends.registry import get
+from trtpipe.backends.base import BuildRequest
+from trtpipe.defaults import with_defaults
+from trtpipe.spec import DYNAMIC, InputSpec, ModelSpec, Profile, Variant
 
 DOUBLES = Path(__file__).resolve().parent / "doubles"
 REPO = Path(__file__).resolve().parents[1]
@@ -74,14 +78,14 @@ def models(tmp_path_factory):
     sweep = validate(tiny_config(tiny_text=TEXT_MODEL, tiny_sr=SR_MODEL))
     for name, spec in sweep.models.items():
         make_reference(spec, None, sweep.reference_batches(name), root / f"{name}.npz")
-        export_onnx(spec, None, "dynamic", root / f"{name}.onnx")
+        export_onnx(spec, None, DYNAMIC, root / f"{name}.onnx")
     return sweep, root
 
 
 def _build(sweep, root, tmp_path, model, profiles, name="e"):
     engine = tmp_path / f"{name}.engine"
     rows = build_engine("tensorrt", root / f"{model}.onnx", engine, engine.with_suffix(".json"), sweep.models[model],
-                        "dynamic", "fp32", profiles, {**OPTIONS, "timing_cache_dir": str(tmp_path / "cache")},
+                        DYNAMIC, "fp32", profiles, {**OPTIONS, "timing_cache_dir": str(tmp_path / "cache")},
                         root / f"{model}.npz", TOL)
     return engine, json.loads(engine.with_suffix(".json").read_text()), rows
 
@@ -155,7 +159,7 @@ def test_runner_binds_everything_and_refuses_shapes_outside_the_profile(trt, mod
 
     sweep, root = models
     engine, sidecar, _ = _build(sweep, root, tmp_path, "tiny_sr", [sweep.profile("small")])
-    runner = backend.load(engine, sidecar, profile="small", options=OPTIONS)
+    runner = backend.Runner(engine, sidecar, profile="small", options=OPTIONS)
     assert runner.ranges["low_res"] == ((1, 3, 4, 4), (2, 3, 8, 8), (4, 3, 16, 16))
     out = runner.run({"low_res": np.random.randn(3, 3, 6, 10).astype(np.float32)})
     assert out[0].shape == (3, 3, 12, 20)  # output shape from the context after the input shapes
@@ -183,8 +187,9 @@ def test_parser_failure_names_op_type_and_node(trt, models, tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     sweep, _ = models
     with pytest.raises(TrtpipeError) as info:
-        backend.build(path, tmp_path / "c.engine", sweep.models["tiny_text"], [sweep.profile("latency")],
-                      [{"x": ((1, 4), (1, 4), (1, 4))}], "fp32", {**OPTIONS, "timing_cache_dir": str(tmp_path)})
+        spec = ModelSpec("custom", (InputSpec("x", (4,)),))
+        backend.build(BuildRequest(get("tensorrt"), path, tmp_path / "c.engine", spec, Variant.static(1), "fp32",
+                                   (Profile.static(1),), with_defaults("tensorrt", {"timing_cache_dir": str(tmp_path)})))
     assert "failed on 1 node(s): NotATensorRTOp 'custom1'" in str(info.value) and "fix:" in str(info.value)
 
 
@@ -196,15 +201,15 @@ def test_a_foreign_engine_is_never_timed(trt, models, tmp_path, monkeypatch):
     engine, sidecar, _ = _build(sweep, root, tmp_path, "tiny_text", [sweep.profile("small")])
     foreign = {**sidecar, "device": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}
     with pytest.raises(backend.EngineMismatch, match=r"built for TensorRT .* on NVIDIA A100-SXM4-80GB \(cc 8.0\), but this machine"):
-        backend.load(engine, foreign, options=OPTIONS)
+        backend.Runner(engine, foreign, options=OPTIONS)
     other = "11.4.1" if trt.__version__.startswith("10.") else "10.13.0"
     with pytest.raises(backend.EngineMismatch, match=f"built for TensorRT {other}"):
-        backend.load(engine, {**sidecar, "backend_version": other}, options=OPTIONS)
+        backend.Runner(engine, {**sidecar, "backend_version": other}, options=OPTIONS)
 
 
 def test_gpu_timing_rows_and_trtexec_cross_check(trt, models, tmp_path, monkeypatch):
     """[R5][R7] the GPU harness through the runner; trtexec (a fake on PATH) is called on the same engine and shapes."""
-    from trtpipe.benchmark import BENCH_COLUMNS, benchmark_engine
+    from trtpipe.benchmark import bench_columns, benchmark_engine
     from trtpipe.timing import TimingSettings
 
     sweep, root = models
@@ -225,7 +230,7 @@ json.dump([{"startComputeMs": 0, "endComputeMs": 1, "computeMs": c, "latencyMs":
     frame = benchmark_engine(engine, engine.with_suffix(".json"), sweep.models["tiny_text"], [2], settings, 2,
                              profile_name="small", backend_options={**OPTIONS, "cuda_graph": True})
     row = frame.iloc[0]
-    assert list(frame.columns) == BENCH_COLUMNS
+    assert list(frame.columns) == bench_columns()
     assert row["trtexec_compute_ms_median"] == pytest.approx(0.5)
     assert row["compute_ms_median"] > 0 and row["h2d_ms_median"] >= 0 and row["enqueue_ms_median"] > 0
     assert bool(row["transfers_included"]) and bool(row["cuda_graph"]) and row["device"] == "Fake GPU (tests) (cc 9.0)"

@@ -7,8 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import TEXT_MODEL, tiny_config
-from helpers import copy_workflow, snakemake
+from helpers import TEXT_MODEL, copy_workflow, snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
 

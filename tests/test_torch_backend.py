@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SR_MODEL, TEXT_MODEL, tiny_config
+from helpers import SR_MODEL, TEXT_MODEL, tiny_config
 from trtpipe import gpu as gpu_module
 from trtpipe.benchmark import benchmark_engine
 from trtpipe.config import validate
@@ -18,6 +18,7 @@ from trtpipe.errors import BackendUnavailable, ProfileError
 from trtpipe.models import write_seeded_checkpoint
 from trtpipe.reference import make_reference
 from trtpipe.timing import TimingSettings
+from trtpipe.spec import DYNAMIC
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = TimingSettings(warmup_s=0.01, min_duration_s=0.05, min_iterations=5)
@@ -25,8 +26,7 @@ NO_GPU = not torch.cuda.is_available()
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    os.chdir(REPO)
+def setup(tmp_path_factory, repo_cwd):
     root = tmp_path_factory.mktemp("torch")
     sweep = validate(tiny_config(tiny_sr=SR_MODEL, tiny_text=TEXT_MODEL))
     for name, spec in sweep.models.items():
@@ -37,7 +37,7 @@ def setup(tmp_path_factory):
 
 def _engine(sweep, root, backend, model, precision, profile, options, tmp_path):
     engine = tmp_path / f"{backend}.{precision}.torch"
-    rows = build_engine(backend, root / f"{model}.pt", engine, engine.with_suffix(".json"), sweep.models[model], "dynamic",
+    rows = build_engine(backend, root / f"{model}.pt", engine, engine.with_suffix(".json"), sweep.models[model], DYNAMIC,
                         precision, [sweep.profile(profile)], options, root / f"{model}.npz", sweep.tolerance(precision))
     return engine, rows
 

@@ -9,9 +9,9 @@ import sys
 from snakemake.settings.types import DeploymentMethod
 
 from trtpipe import codehash
-from trtpipe.identity import params_identity
-from trtpipe.backends import TORCH_BACKENDS
+from trtpipe.backends import registry
 from trtpipe.config import COMBINED
+from trtpipe.spec import Variant
 
 R = SWEEP.results
 PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
@@ -43,7 +43,7 @@ BENCH_THREADS = _scheduled_cores()
 
 wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
-    variant=r"static-b[0-9]+|dynamic",
+    variant=Variant.PATTERN,
     precision="fp32|tf32|fp16|bf16|int8|fp8",
     profile=r"[A-Za-z0-9_]+",
 
@@ -101,6 +101,33 @@ def onnx_for_engine(w):
     return f"{R}/{w.model}/onnx/{w.variant}.sim{suffix}.onnx"
 
 
+def engine_source(w):
+    """What an engine is built from: the (precision) ONNX, or the checkpoint."""
+    if registry.get(w.backend).source == registry.CHECKPOINT_SOURCE:
+        return checkpoint_path(w.model)
+    return onnx_for_engine(w)
+
+
+def engine_source_input(w):
+    if registry.get(w.backend).source == registry.CHECKPOINT_SOURCE:
+        return checkpoint_input(w)
+    return [onnx_for_engine(w)]
+
+
+def backend_options(backend):
+    return SWEEP.backend_options(backend)
+
+
+def gpu_units(w):
+    """GPU jobs take one unit of the `gpu` resource (a torch backend on `device: cpu` none)."""
+    return int(registry.get(w.backend).needs_gpu(backend_options(w.backend)))
+
+
+def backend_identity(w):
+    backend = registry.get(w.backend)
+    return as_json(backend.dag_identity(backend_options(backend.name)))
+
+
 def calibration_input(w):
     # Only int8/fp8 read it; a missing file is left out of the DAG so that its job fails with one sentence.
     path = SWEEP.calibration_data(w.model)
@@ -113,30 +140,33 @@ def calibration_arg(w):
 
 
 def engine_profiles_json(w):
-    return as_json([p.to_dict() for p in SWEEP.engine_profiles(w.model, w.variant, w.profile)])
+    return as_json([p.to_dict() for p in SWEEP.engine_profiles(w.model, w.backend, Variant.parse(w.variant), w.profile)])
 
 
-ENGINE_SUFFIX = {"onnxruntime": "onnx", "tensorrt": "engine", **{b: "torch" for b in TORCH_BACKENDS}}
-TORCH_GPUS = 0 if SWEEP.torch["device"] == "cpu" else 1  # GPU jobs take one unit of the `gpu` resource
-
-
-def engine_file(w, backend, sidecar=False):
+def engine_file(w, sidecar=False):
     """The engine a benchmark times: its own, or the combined engine holding its profile."""
-    combined = w.variant == "dynamic" and SWEEP.combines_profiles(backend)
+    combined = w.variant == "dynamic" and SWEEP.combines_profiles(w.backend)
     stem = f"{w.variant}.{w.precision}.{COMBINED if combined else w.profile}"
-    return f"{R}/{w.model}/engines/{backend}/{stem}.{'json' if sidecar else ENGINE_SUFFIX[backend]}"
+    return f"{R}/{w.model}/engines/{w.backend}/{stem}.{'json' if sidecar else registry.get(w.backend).engine_suffix}"
 
 
-def engine_group(w, backend):
+def engine_group(w):
     """On a cluster an engine is built and timed in one job, on one node: an engine is only valid on the device
     and with the library version that built it. (Snakemake ignores groups when it runs jobs itself.)"""
-    stem = os.path.basename(engine_file(w, backend)).rsplit(".", 1)[0]
-    return f"engine-{w.model}-{backend}-{stem}"
+    stem = os.path.basename(engine_file(w)).rsplit(".", 1)[0]
+    return f"engine-{w.model}-{w.backend}-{stem}"
 
 
 def bench_batches(w):
-    profile = SWEEP.engine_profile(w.model, w.variant, w.profile)
+    profile = SWEEP.engine_profile(Variant.parse(w.variant), w.profile)
     return ",".join(map(str, SWEEP.bench_batches(w.model, profile)))
+
+
+def family_code(stage_module, family):
+    """Digest of the stage and of every module the family's backends run."""
+    modules = sorted({b.module for b in family})
+    extra = ("trtpipe.models",) if any(b.source == registry.CHECKPOINT_SOURCE for b in family) else ()
+    return code(stage_module, *modules, *extra)
 
 
 def engine_stem(t):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .backends import get as get_backend
-from .engine import read_sidecar
-from .errors import ProfileError
-from .gpu import GPU_COLUMNS
+from .backends import registry
+from .errors import ProfileError, TrtpipeError
+from .gpu import DEVICE_COLUMNS, GPU_COLUMNS
 from .inputs import random_inputs
+from .io import read_json
 from .spec import ModelSpec
 from .sysinfo import git_rev
 from .timing import STAT_COLUMNS, TimingSettings
@@ -25,8 +25,12 @@ PROVENANCE_COLUMNS = [
     "input_shapes", "device", "backend_version", "threads", "transfers_included", "cuda_graph", "input_sets",
     "git_rev", "timestamp",
 ]
-# GPU-only columns are empty (NaN) for CPU backends: one schema for every row.
-BENCH_COLUMNS = PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + ["trtexec_compute_ms_median", "driver", "sm_clock_mhz"]
+
+
+def bench_columns() -> list[str]:
+    """One schema for every row: columns a backend does not fill (GPU columns of a CPU row) are empty."""
+    extra = [c for b in registry.BACKENDS.values() for c in b.extra_columns]
+    return PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + list(dict.fromkeys(extra)) + DEVICE_COLUMNS
 
 
 def benchmark_engine(
@@ -39,20 +43,22 @@ def benchmark_engine(
     threads: int = 0,
     profile_name: str | None = None,
     backend_options: dict | None = None,
+    backend_name: str | None = None,
 ) -> pd.DataFrame:
-    sidecar = read_sidecar(sidecar_path)
-    module = get_backend(sidecar["backend"])
-    profiles = {p["name"]: p for p in sidecar["profiles"]}
-    profile = profiles[profile_name] if profile_name in profiles else sidecar["profiles"][0]
-    if profile_name and profile_name not in profiles:
-        raise ProfileError(f"{engine_path} has no profile {profile_name!r} (it has {', '.join(profiles)}); fix: pick one of those.")
-    outside = [b for b in batches if not profile["min"] <= b <= profile["max"]]
+    sidecar = read_json(sidecar_path)
+    if backend_name and sidecar["backend"] != backend_name:
+        raise TrtpipeError(f"{sidecar_path} describes a {sidecar['backend']} engine, not {backend_name}; fix: benchmark it "
+                           f"with --backend {sidecar['backend']}.")
+    backend = registry.get(sidecar["backend"])
+    runner = backend.implementation().Runner(engine_path, sidecar, profile=profile_name, threads=threads,
+                                             options=backend_options)
+    profile = runner.profile.profile
+    outside = [b for b in batches if not profile.contains_batch(b)]
     if outside:
         raise ProfileError(
-            f"{engine_path}: batch {outside[0]} is outside profile {profile['name']!r} (batch {profile['min']}..{profile['max']}); "
+            f"{engine_path}: batch {outside[0]} is outside profile {profile.name!r} (batch {profile.min}..{profile.max}); "
             f"fix: benchmark batches inside the profile or add a profile that covers it."
         )
-    runner = module.load(engine_path, sidecar, threads=threads, profile=profile["name"], options=backend_options or {})
     info = runner.describe()
     rows = []
     for batch in batches:
@@ -60,8 +66,8 @@ def benchmark_engine(
         stats = runner.benchmark(sets, settings, batch)
         rows.append({
             "model": spec.name, "variant": sidecar["variant"], "precision": sidecar["precision"],
-            "backend": sidecar["backend"], "profile": profile["name"], "profile_min": profile["min"],
-            "profile_opt": profile["opt"], "profile_max": profile["max"], "batch": batch,
+            "backend": sidecar["backend"], "profile": profile.name, "profile_min": profile.min,
+            "profile_opt": profile.opt, "profile_max": profile.max, "batch": batch,
             "input_shapes": json.dumps({n: list(a.shape) for n, a in sets[0].items()}, sort_keys=True),
             **info, "input_sets": input_sets, "git_rev": git_rev(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **stats,
@@ -69,9 +75,4 @@ def benchmark_engine(
         log.info("batch %d: %d iterations in %.2fs, median %.3f ms, p99 %.3f ms, %.1f samples/s, cv %.1f%%%s",
                  batch, stats["iterations"], stats["duration_s"], stats["latency_ms_median"], stats["latency_ms_p99"],
                  stats["throughput_samples_s"], 100 * stats["cv"], " (unstable)" if stats["unstable"] else "")
-    return pd.DataFrame(rows, columns=BENCH_COLUMNS)
-
-
-def read_all(paths: list[str | Path]) -> pd.DataFrame:
-    frames = [pd.read_csv(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BENCH_COLUMNS)
+    return pd.DataFrame(rows, columns=bench_columns())

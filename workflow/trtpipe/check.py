@@ -18,7 +18,7 @@ from .errors import DynamicExportError, ParityError
 from .inputs import describe
 from .parity import first_failure, parity_rows
 from .reference import Reference
-from .spec import ModelSpec
+from .spec import ModelSpec, Variant
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def check_export(
     onnx_path: str | Path,
     spec: ModelSpec,
     reference_path: str | Path,
-    variant: str,
+    variant: Variant,
     tolerance: dict[str, float],
     dummy_batch: int,
     shown_as: str | Path | None = None,
@@ -97,7 +97,7 @@ def check_export(
             f"{onnx_path}: the graph has no input {missing[0]!r} (it has {', '.join(dims)}); fix: make "
             f"models.{spec.name}.inputs name forward()'s arguments, then re-export."
         )
-    dynamic = variant == "dynamic"
+    dynamic = variant.is_dynamic
     traced_sizes = {dummy_batch: "the traced batch"}
     for inp in spec.inputs:
         for d in inp.dynamic:
@@ -120,9 +120,9 @@ def check_export(
     if dynamic:
         cases = reference.cases(include_failed=True)
     else:
-        cases = reference.cases_for_batch(int(variant.removeprefix("static-b")))
+        cases = reference.cases_for_batch(variant.batch)
     names = [o.name for o in sess.get_outputs()]
-    labels = {"model": spec.name, "stage": stage, "variant": variant, "precision": "fp32",
+    labels = {"model": spec.name, "stage": stage, "variant": variant.name, "precision": "fp32",
               "backend": "onnxruntime", "profile": ""}
     rows: list[dict[str, Any]] = []
     for case in cases:
@@ -162,6 +162,6 @@ def check_export(
             f"(max abs err {failed['max_abs_err']:.3g}, max rel err {failed['max_rel_err']:.3g}; tolerance atol "
             f"{failed['atol']:g}, rtol {failed['rtol']:g}).{extra}"
         )
-    report = {"onnx": onnx_path, "variant": variant, "input_dims": dims, "cases": [c.id for c in cases],
+    report = {"onnx": onnx_path, "variant": variant.name, "input_dims": dims, "cases": [c.id for c in cases],
               "suspicious_reshapes": suspects, "nodes": len(graph.graph.node)}
     return rows, report

@@ -53,7 +53,7 @@ def cmd_reference(args) -> None:
 def cmd_export(args) -> None:
     from .export import export_onnx
 
-    export_onnx(_spec(args), args.checkpoint, args.variant, args.out, args.exporter, args.opset, args.dummy_batch)
+    export_onnx(_spec(args), args.checkpoint, _variant(args.variant), args.out, args.exporter, args.opset, args.dummy_batch)
 
 
 def cmd_check_export(args) -> None:
@@ -61,7 +61,7 @@ def cmd_check_export(args) -> None:
     from .io import write_json
     from .parity import write_rows
 
-    rows, report = check_export(args.onnx, _spec(args), args.reference, args.variant, json.loads(args.tolerance), args.dummy_batch)
+    rows, report = check_export(args.onnx, _spec(args), args.reference, _variant(args.variant), json.loads(args.tolerance), args.dummy_batch)
     write_rows(args.accuracy_out, rows)
     write_json(args.report_out, report)
 
@@ -71,7 +71,7 @@ def cmd_simplify(args) -> None:
     from .parity import write_rows
     from .simplify import simplify
 
-    rows, stats = simplify(args.onnx, args.out, _spec(args), args.reference, args.variant, args.tool,
+    rows, stats = simplify(args.onnx, args.out, _spec(args), args.reference, _variant(args.variant), args.tool,
                            json.loads(args.tolerance), args.dummy_batch)
     write_rows(args.accuracy_out, rows)
     write_json(args.stats_out, stats)
@@ -83,8 +83,8 @@ def cmd_precision(args) -> None:
     from .precision import check_precision, convert
 
     spec = _spec(args)
-    stats = convert(args.onnx, args.out, spec, args.variant, args.precision, json.loads(args.options), args.calibration_data)
-    rows, runtime = check_precision(args.out, spec, args.reference, args.variant, args.precision, json.loads(args.tolerance))
+    stats = convert(args.onnx, args.out, spec, _variant(args.variant), args.precision, json.loads(args.options), args.calibration_data)
+    rows, runtime = check_precision(args.out, spec, args.reference, _variant(args.variant), args.precision, json.loads(args.tolerance))
     failed = first_failure(rows)
     stats.update(parity_runtime=runtime, passed=failed is None)
     if failed:
@@ -104,7 +104,7 @@ def cmd_build_engine(args) -> None:
 
     profiles = [Profile.from_dict(p) for p in json.loads(args.profiles)]
     rows = build_engine(
-        args.backend, args.source, args.engine_out, args.sidecar_out, _spec(args), args.variant, args.precision,
+        args.backend, args.source, args.engine_out, args.sidecar_out, _spec(args), _variant(args.variant), args.precision,
         profiles, json.loads(args.options), args.reference, json.loads(args.tolerance),
     )
     write_rows(args.accuracy_out, rows)
@@ -112,15 +112,16 @@ def cmd_build_engine(args) -> None:
 
 def cmd_benchmark(args) -> None:
     from .benchmark import benchmark_engine
+    from .defaults import with_defaults
     from .io import write_csv
     from .timing import TimingSettings
 
-    settings = json.loads(args.settings)
-    # An explicit intra-op count wins; else one thread per core the job owns and the machine has.
-    threads = args.intra_op_threads or min(args.threads, len(os.sched_getaffinity(0)))
+    settings = with_defaults("benchmark", json.loads(args.settings))
+    # One thread per core the job owns and the machine has (a backend's own thread setting wins).
+    threads = min(args.threads, len(os.sched_getaffinity(0)))
     frame = benchmark_engine(args.engine, args.sidecar, _spec(args), _batches(args.batches),
-                             TimingSettings.from_config(settings), settings.get("input_sets", 4), threads,
-                             args.profile, json.loads(args.backend_options))
+                             TimingSettings.from_config(settings), settings["input_sets"], threads,
+                             args.profile, json.loads(args.backend_options), args.backend)
     write_csv(args.out, frame)
 
 
@@ -132,23 +133,33 @@ def cmd_summarize(args) -> None:
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
+def _variant(text: str):
+    from .spec import Variant
+
+    try:
+        return Variant.parse(text)
+    except ValueError:
+        raise TrtpipeError(f"--variant {text!r} is not a variant; fix: use static-bN (N a batch size) or dynamic.") from None
+
+
 def _gpu_for(args):
     """GPU jobs (engine builds and benchmarks of GPU backends) claim a GPU of their own first."""
     import contextlib
 
-    from .backends import GPU_BACKENDS
+    from .backends import registry
+    from .defaults import with_defaults
     from .gpu import claim_gpu
 
-    backend = getattr(args, "backend", None)
-    if args.command == "benchmark" and Path(args.sidecar).exists():
-        backend = json.loads(Path(args.sidecar).read_text()).get("backend")
-    options = json.loads(getattr(args, "options", None) or getattr(args, "backend_options", None) or "{}")
-    if args.command in ("build-engine", "benchmark") and backend in GPU_BACKENDS and options.get("device", "cuda") != "cpu":
-        return claim_gpu()
-    return contextlib.nullcontext()
+    if args.command not in ("build-engine", "benchmark"):
+        return contextlib.nullcontext()
+    backend = registry.get(args.backend)
+    given = json.loads(args.options if args.command == "build-engine" else args.backend_options)
+    return claim_gpu() if backend.needs_gpu(with_defaults(backend.section, given)) else contextlib.nullcontext()
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .defaults import value as default
+
     parser = argparse.ArgumentParser(prog="trtpipe", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -175,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", cmd_export, "export one ONNX variant (static-bN or dynamic)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--variant", required=True)
-    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
-    p.add_argument("--opset", type=int, default=18)
-    p.add_argument("--dummy-batch", type=int, default=2)
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default=default("export", "exporter"))
+    p.add_argument("--opset", type=int, default=default("export", "opset"))
+    p.add_argument("--dummy-batch", type=int, default=default("export", "dummy_batch"))
     p.add_argument("--out", required=True)
 
     for name, fn, help_text in (
@@ -189,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", required=True)
         p.add_argument("--variant", required=True)
         p.add_argument("--tolerance", required=True, help='JSON, e.g. {"atol": 1e-4, "rtol": 1e-3}')
-        p.add_argument("--dummy-batch", type=int, default=2)
+        p.add_argument("--dummy-batch", type=int, default=default("export", "dummy_batch"))
         p.add_argument("--accuracy-out", required=True)
         if name == "check-export":
             p.add_argument("--report-out", required=True)
         else:
-            p.add_argument("--tool", choices=["onnxsim", "onnxslim", "none"], default="onnxsim")
+            p.add_argument("--tool", choices=["onnxsim", "onnxslim", "none"], default=default("simplify", "tool"))
             p.add_argument("--out", required=True)
             p.add_argument("--stats-out", required=True)
 
@@ -211,14 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-out", required=True)
 
     p = command("build-engine", cmd_build_engine, "build one engine for a profile, with its sidecar and parity")
-    p.add_argument("--backend", required=True)
+    p.add_argument("--backend", required=True, help="a backend of the registry (trtpipe/backends/__init__.py)")
     p.add_argument("--source", required=True, help="the (precision) ONNX, or the checkpoint for the torch backends")
     p.add_argument("--variant", required=True)
     p.add_argument("--precision", default="fp32")
     p.add_argument("--profiles", required=True,
                    help='JSON list: [{"name": ..., "min": 1, "opt": 4, "max": 32}, ...]; several go into one engine where the '
                         'backend allows it')
-    p.add_argument("--options", default="{}", help="backend options as JSON")
+    p.add_argument("--options", default="{}", help="the backend's config section as JSON (defaults: the schema's)")
     p.add_argument("--reference", required=True)
     p.add_argument("--tolerance", required=True)
     p.add_argument("--engine-out", required=True)
@@ -226,12 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-out", required=True)
 
     p = command("benchmark", cmd_benchmark, "time an engine at batch sizes inside its profile")
+    p.add_argument("--backend", required=True, help="the engine's backend")
     p.add_argument("--engine", required=True)
     p.add_argument("--sidecar", required=True)
     p.add_argument("--batches", required=True)
     p.add_argument("--settings", default="{}", help="benchmark settings as JSON (see config.yaml: benchmark)")
     p.add_argument("--threads", type=int, default=0, help="cores this job owns (0: the backend decides)")
-    p.add_argument("--intra-op-threads", type=int, default=0, help="threads for the backend; 0: use --threads")
     p.add_argument("--profile", help="which of the engine's profiles to time (default: its first)")
     p.add_argument("--backend-options", default="{}", help="the backend's config section as JSON")
     p.add_argument("--out", required=True)

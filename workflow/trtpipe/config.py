@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
+from . import defaults
+from .backends import registry
 from .errors import ConfigError
-from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile
-
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile, Variant
 
 # The seeds' three use cases (online latency, dynamic batching, offline throughput).
 PRESET_PROFILES = {
@@ -46,7 +46,7 @@ RESERVED_PROFILE_NAMES = ("static", COMBINED)
 class EngineTarget:
     model: str
     backend: str
-    variant: str
+    variant: Variant
     precision: str
     profile: str  # a profile name, "static", or "combined" (several profiles in one engine)
 
@@ -80,9 +80,6 @@ class Sweep:
         self.precision = raw["precision"]
         self.export = raw["export"]
         self.simplify = raw["simplify"]
-        self.onnxruntime = raw["onnxruntime"]
-        self.tensorrt = raw["tensorrt"]
-        self.torch = raw["torch"]
         self.peak_tflops = raw["peak_tflops"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
@@ -112,8 +109,8 @@ class Sweep:
                 return sorted(value)
         return self.batch_sizes_for(model)
 
-    def variants(self, model: str) -> list[str]:
-        return [f"static-b{b}" for b in self.static_batch_sizes_for(model)] + ["dynamic"]
+    def variants(self, model: str) -> list[Variant]:
+        return [Variant.static(b) for b in self.static_batch_sizes_for(model)] + [Variant(None)]
 
     def precisions_for(self, model: str) -> list[str]:
         return list(self._model_raw[model].get("precisions") or self.precisions)
@@ -123,10 +120,8 @@ class Sweep:
 
     def backend_precisions(self, backend: str) -> tuple[str, ...]:
         """What a backend builds: what it can run, narrowed by its own `precisions` setting."""
-        from .backends import PRECISIONS
-
         allowed = self.backend_options(backend).get("precisions")
-        return tuple(p for p in PRECISIONS[backend] if allowed is None or p in allowed)
+        return tuple(p for p in registry.get(backend).precisions if allowed is None or p in allowed)
 
     def skipped_targets(self, model: str) -> list[tuple[str, str]]:
         """(backend, precision) pairs not built because the backend cannot (or is told not to) run them."""
@@ -134,10 +129,9 @@ class Sweep:
 
     def precision_onnx_needed(self, model: str) -> list[str]:
         """Reduced precisions an ONNX backend of the sweep will build for this model."""
-        from .backends import ONNX_BACKENDS
-
         return [p for p in self.precisions_for(model) if p in ("fp16", "bf16", "int8", "fp8")
-                and any(p in self.backend_precisions(b) for b in self.backends if b in ONNX_BACKENDS)]
+                and any(p in self.backend_precisions(b) for b in self.backends
+                        if registry.get(b).source == registry.ONNX_SOURCE)]
 
     def backend_profiles(self, backend: str, model: str) -> list[Profile]:
         """The model's profiles, narrowed by the backend's own `profiles` setting (e.g. a slow CPU
@@ -156,12 +150,12 @@ class Sweep:
                 if precision not in self.backend_precisions(backend):
                     continue
                 for b in self.backend_static_batches(backend, model):
-                    targets.append(EngineTarget(model, backend, f"static-b{b}", precision, "static"))
+                    targets.append(EngineTarget(model, backend, Variant.static(b), precision, "static"))
                 profiles = self.backend_profiles(backend, model)
                 if self.combines_profiles(backend) and profiles:
-                    targets.append(EngineTarget(model, backend, "dynamic", precision, COMBINED))
+                    targets.append(EngineTarget(model, backend, Variant(None), precision, COMBINED))
                 elif not self.combines_profiles(backend):
-                    targets += [EngineTarget(model, backend, "dynamic", precision, p.name) for p in profiles]
+                    targets += [EngineTarget(model, backend, Variant(None), precision, p.name) for p in profiles]
         return targets
 
     def bench_targets(self, model: str) -> list[BenchTarget]:
@@ -170,26 +164,22 @@ class Sweep:
                 for p in (self.backend_profiles(t.backend, model) if t.profile == COMBINED else [None])]
 
     def combines_profiles(self, backend: str) -> bool:
-        return backend == "tensorrt" and bool(self.tensorrt["combine_profiles"])
+        return registry.get(backend).combines_profiles(self.backend_options(backend))
 
-    def engine_profiles(self, model: str, variant: str, profile: str) -> list[Profile]:
+    def engine_profiles(self, model: str, backend: str, variant: Variant, profile: str) -> list[Profile]:
         """The profiles an engine holds: a static variant's fixed one, one profile, or all of a combined engine."""
-        if variant.startswith("static-b"):
-            return [Profile.static(int(variant[len("static-b"):]))]
         if profile == COMBINED:
-            return self.backend_profiles("tensorrt", model)
-        return [self.profile(profile)]
+            return self.backend_profiles(backend, model)
+        return [self.engine_profile(variant, profile)]
 
-    def engine_profile(self, model: str, variant: str, profile: str) -> Profile:
+    def engine_profile(self, variant: Variant, profile: str) -> Profile:
         """The profile a benchmark times."""
-        if variant.startswith("static-b"):
-            return Profile.static(int(variant[len("static-b"):]))
-        return self.profile(profile)
+        return self.profile(profile) if variant.is_dynamic else Profile.static(variant.batch)
 
     def backend_options(self, backend: str) -> dict[str, Any]:
-        if backend.startswith("torch_"):
-            return self.torch
-        return {"onnxruntime": self.onnxruntime, "tensorrt": self.tensorrt}[backend]
+        """The backend's config section (defaults filled), or none."""
+        section = registry.get(backend).section
+        return self.raw[section] if section else {}
 
     def bench_batches(self, model: str, profile: Profile) -> list[int]:
         """Every configured batch inside the profile, always including opt."""
@@ -206,10 +196,6 @@ class Sweep:
 
 
 # --- loading -----------------------------------------------------------------------------------
-def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
 def load_file(path: str | Path) -> Sweep:
     path = Path(path)
     if not path.exists():
@@ -230,7 +216,7 @@ def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with a `models` key; fix: see config.yaml.")
     data = copy.deepcopy(raw)
-    schema = load_schema()
+    schema = defaults.schema()
     validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_cls(schema)
     errors = list(validator.iter_errors(data))
@@ -314,7 +300,7 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
                 f"{source}: sweep.profiles names {name!r}, which is not a profile; fix: use one of "
                 f"{', '.join(sorted(profiles))} or define it under profiles."
             )
-    for backend in ("onnxruntime", "tensorrt", "torch"):
+    for backend in sorted({b.section for b in registry.BACKENDS.values() if b.section}):
         for name in data[backend].get("profiles", []):
             if name != "static" and name not in profiles:
                 raise ConfigError(

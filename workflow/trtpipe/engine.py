@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from .backends import get as get_backend
-from .errors import ParityError
+from .backends import registry
+from .defaults import with_defaults
+from .backends.base import BuildRequest
+from .errors import ParityError, TrtpipeError
 from .io import atomic_path, write_json
 from .parity import first_failure, parity_rows
 from .reference import Reference
-from .spec import ModelSpec, Profile
+from .spec import ModelSpec, Profile, Variant
 
 log = logging.getLogger(__name__)
 
 
-def profile_shapes(spec: ModelSpec, profile: Profile, variant: str) -> dict[str, list[list[int]]]:
-    shapes = profile.shapes(spec, fixed_dims=variant != "dynamic")
-    return {name: [list(s) for s in triple] for name, triple in shapes.items()}
-
-
 def build_engine(
-    backend: str,
+    backend_name: str,
     source: str | Path,
     engine_path: str | Path,
     sidecar_path: str | Path,
     spec: ModelSpec,
-    variant: str,
+    variant: Variant,
     precision: str,
     profiles: list[Profile],
     options: dict[str, Any],
@@ -42,17 +38,20 @@ def build_engine(
     An fp32 engine that disagrees with PyTorch is a bug somewhere: ParityError. A reduced-precision
     engine that misses its tolerance is a result: its rows say failed and the report excludes it.
     """
-    module = get_backend(backend)
-    options = {**options, "backend": backend}
-    shapes = [profile_shapes(spec, p, variant) for p in profiles]
-    triples = [{n: tuple(tuple(s) for s in v) for n, v in per_profile.items()} for per_profile in shapes]
+    backend = registry.get(backend_name)
+    if precision not in backend.precisions:
+        raise TrtpipeError(f"{engine_path}: {backend.library} ({backend.name}) builds {', '.join(backend.precisions)}, not "
+                           f"{precision}; fix: drop {precision} for {backend.name} or use a backend that runs it.")
+    module = backend.implementation()
+    options = with_defaults(backend.section, options)
     start = time.perf_counter()
     with atomic_path(engine_path) as tmp:
-        fields = module.build(source, tmp, spec, profiles, triples, precision, options)
+        request = BuildRequest(backend, Path(source), tmp, spec, variant, precision, tuple(profiles), options)
+        fields = module.build(request)
         sidecar = {
-            "model": spec.name, "variant": variant, "precision": precision, "backend": backend,
+            "model": spec.name, "variant": variant.name, "precision": precision, "backend": backend.name,
             "source": str(source),
-            "profiles": [{**p.to_dict(), "shapes": s} for p, s in zip(profiles, shapes)],
+            "profiles": [p.sidecar_entry(spec, variant) for p in profiles],
             **module.identity(options),
             **fields,
             "build_seconds_total": time.perf_counter() - start,
@@ -79,12 +78,12 @@ def build_engine(
     return rows
 
 
-def engine_parity(module, engine_file, sidecar, spec, variant, precision, profile, reference_path, tolerance, shown_as,
-                  options) -> list[dict[str, Any]]:
-    runner = module.load(engine_file, sidecar, profile=profile.name, options=options)
+def engine_parity(module, engine_file, sidecar, spec, variant: Variant, precision, profile, reference_path, tolerance,
+                  shown_as, options) -> list[dict[str, Any]]:
+    runner = module.Runner(engine_file, sidecar, profile=profile.name, options=options)
     reference = Reference(reference_path)
-    dims = ("opt", "min", "max") if variant == "dynamic" else ("opt",)
-    labels = {"model": spec.name, "stage": "engine", "variant": variant, "precision": precision,
+    dims = ("opt", "min", "max") if variant.is_dynamic else ("opt",)
+    labels = {"model": spec.name, "stage": "engine", "variant": variant.name, "precision": precision,
               "backend": sidecar["backend"], "profile": profile.name}
     rows: list[dict[str, Any]] = []
     for case in reference.cases_within(profile.min, profile.opt, profile.max, dims):
@@ -94,6 +93,3 @@ def engine_parity(module, engine_file, sidecar, spec, variant, precision, profil
                  max(r["max_abs_err"] for r in rows[-len(outputs):]))
     return rows
 
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

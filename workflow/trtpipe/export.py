@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import TrtpipeError
 from .inputs import describe, random_inputs
 from .io import atomic_path
-from .spec import ModelSpec
+from .spec import ModelSpec, Variant
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def export_onnx(
     spec: ModelSpec,
     checkpoint: str | None,
-    variant: str,
+    variant: Variant,
     out_path: str | Path,
     exporter: str = "dynamo",
     opset: int = 18,
@@ -35,8 +35,8 @@ def export_onnx(
     from .models import build_model, checkpoint_kind, ordered_input_names, run_model
 
     model = build_model(spec, checkpoint)
-    dynamic = variant == "dynamic"
-    batch = dummy_batch if dynamic else int(variant.removeprefix("static-b"))
+    dynamic = variant.is_dynamic
+    batch = dummy_batch if dynamic else variant.batch
     kind = checkpoint_kind(checkpoint) if checkpoint else "state_dict"
     if kind == "torchscript" and exporter != "torchscript":
         log.info("TorchScript checkpoint: using the TorchScript exporter (the dynamo exporter cannot read ScriptModules)")
@@ -87,7 +87,7 @@ def export_onnx(
     log.info("wrote %s (%d nodes)", out_path, len(graph.graph.node))
 
 
-def _export_failure(spec: ModelSpec, variant: str, exporter: str, opset: int, exc: Exception) -> str:
+def _export_failure(spec: ModelSpec, variant: Variant, exporter: str, opset: int, exc: Exception) -> str:
     text = str(exc)
     op = re.search(r"(aten::\w+|aten\.\w+(?:\.\w+)?|\w+::\w+)", text)
     unsupported = re.search(r"not supported|No decompositions|no symbolic|Unsupported|DispatchError|not implemented", text, re.I)

@@ -327,6 +327,7 @@ def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_
 
 
 GPU_COLUMNS = ["h2d_ms_median", "compute_ms_median", "d2h_ms_median", "enqueue_ms_median", "compute_cv", "warnings"]
+DEVICE_COLUMNS = ["driver", "sm_clock_mhz"]  # what the GPU ran at, from NVML
 LAUNCH_BOUND = 0.8  # enqueue time at least this share of compute time: the host, not the GPU, sets the pace
 
 

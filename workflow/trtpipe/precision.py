@@ -26,7 +26,7 @@ from .inputs import NUMPY_DTYPES, random_inputs
 from .io import atomic_path
 from .parity import parity_rows
 from .reference import Reference
-from .spec import ModelSpec
+from .spec import ModelSpec, Variant
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def convert(
     in_path: str | Path,
     out_path: str | Path,
     spec: ModelSpec,
-    variant: str,
+    variant: Variant,
     precision: str,
     options: dict[str, Any],
     calibration_data: str | None = None,
@@ -130,7 +130,7 @@ def convert(
     if precision not in MIXED + QUANTIZED:
         raise TrtpipeError(f"{in_path}: precision {precision!r} has no conversion; fix: use one of {', '.join(MIXED + QUANTIZED)}.")
     start = time.perf_counter()
-    stats: dict[str, Any] = {"model": spec.name, "variant": variant, "precision": precision, "warnings": []}
+    stats: dict[str, Any] = {"model": spec.name, "variant": variant.name, "precision": precision, "warnings": []}
     with atomic_path(out_path, suffix=".tmp.onnx") as tmp:
         try:
             if precision in MIXED:
@@ -138,7 +138,7 @@ def convert(
                 onnx.save(model, str(tmp))
                 stats["method"] = f"ModelOpt AutoCast ({'fp32 I/O' if options.get('keep_io_types', True) else f'{precision} I/O'})"
             else:
-                batch = None if variant == "dynamic" else int(variant.removeprefix("static-b"))
+                batch = variant.batch
                 calibration, source = calibration_inputs(spec, batch, calibration_data, options.get("calibration_samples", 32), spec.seed)
                 stats["calibration"] = source
                 if source["source"] == "random":
@@ -173,16 +173,16 @@ def convert(
     return stats
 
 
-def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str | Path, variant: str, precision: str,
+def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str | Path, variant: Variant, precision: str,
                     tolerance: dict[str, float]) -> tuple[list[dict[str, Any]], str]:
     """Parity of a precision ONNX against PyTorch; returns (rows, which runtime evaluated it)."""
     from .backends.ort_session import OnnxEvaluator
 
     evaluator = OnnxEvaluator(onnx_path)
     reference = Reference(reference_path)
-    cases = reference.cases() if variant == "dynamic" else [
-        c for c in reference.cases_for_batch(int(variant.removeprefix("static-b"))) if c.error is None]
-    labels = {"model": spec.name, "stage": "precision", "variant": variant, "precision": precision,
+    cases = reference.cases() if variant.is_dynamic else [
+        c for c in reference.cases_for_batch(variant.batch) if c.error is None]
+    labels = {"model": spec.name, "stage": "precision", "variant": variant.name, "precision": precision,
               "backend": "onnxruntime" if evaluator.runtime.startswith("onnxruntime") else "onnx.reference", "profile": ""}
     rows: list[dict[str, Any]] = []
     for case in cases:

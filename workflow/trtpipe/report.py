@@ -22,6 +22,7 @@ import pandas as pd
 
 from .io import atomic_path, write_csv, write_text
 from .parity import ACCURACY_COLUMNS
+from .spec import Variant
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,10 @@ PEAK_TFLOPS = [
 
 
 def peak_tflops(device: str, backend: str, precision: str, override: dict[str, float] | None = None) -> float:
-    """The device's peak for the math a row ran: TensorRT runs fp32 networks with TF32 kernels allowed."""
-    key = "tf32" if backend == "tensorrt" and precision == "fp32" else precision
+    """The device's peak for the math a row ran (a backend may run fp32 engines with TF32 kernels)."""
+    from .backends import registry
+
+    key = registry.get(backend).fp32_math if precision == "fp32" and backend in registry.BACKENDS else precision
     if override and key in override:
         return float(override[key])
     for name, peaks in PEAK_TFLOPS:
@@ -128,6 +131,10 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 # --- analysis ------------------------------------------------------------------------------------
+def _is_static(variant: str) -> bool:
+    return not Variant.parse(variant).is_dynamic
+
+
 def engine_label(row: pd.Series | dict) -> str:
     return f"{row['backend']} {row['variant']} {row['precision']} {row['profile']}"
 
@@ -177,7 +184,7 @@ def batch_scaling(bench: pd.DataFrame) -> pd.DataFrame:
     """
     frame = bench.copy()
     frame["family"] = [
-        f"{r.backend} static-b* {r.precision}" if r.variant.startswith("static-b") else f"{r.backend} dynamic {r.precision} {r.profile}"
+        f"{r.backend} static-b* {r.precision}" if _is_static(r.variant) else f"{r.backend} dynamic {r.precision} {r.profile}"
         for r in frame.itertuples()
     ]
     rows = []
@@ -211,8 +218,8 @@ def scaling_verdict(exponent: float, gain: float, batch_ratio: float) -> str:
 def static_vs_dynamic(bench: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model, grp in bench.groupby("model"):
-        static = grp[grp["variant"].str.startswith("static-b")]
-        dynamic = grp[grp["variant"] == "dynamic"]
+        static = grp[grp["variant"].map(_is_static)]
+        dynamic = grp[~grp["variant"].map(_is_static)]
         for s in static.itertuples():
             for d in dynamic[(dynamic["batch"] == s.batch) & (dynamic["backend"] == s.backend) & (dynamic["precision"] == s.precision)].itertuples():
                 rows.append({
@@ -255,7 +262,7 @@ def plot_model(bench: pd.DataFrame, model: str, path: Path) -> None:
     rows = bench[bench["model"] == model]
     fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(11, 4.2))
     groups = rows.assign(line=[
-        f"{r.backend} static (one engine per batch) {r.precision}" if r.variant.startswith("static-b")
+        f"{r.backend} static (one engine per batch) {r.precision}" if _is_static(r.variant)
         else f"{r.backend} dynamic {r.precision} [{r.profile} {r.profile_min}-{r.profile_max}]" for r in rows.itertuples()
     ]).groupby("line")
     for label, grp in groups:

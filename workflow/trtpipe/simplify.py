@@ -12,7 +12,7 @@ from typing import Any
 from .check import check_export, graph_dims
 from .errors import TrtpipeError
 from .io import atomic_path
-from .spec import ModelSpec
+from .spec import ModelSpec, Variant
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def simplify(
     out_path: str | Path,
     spec: ModelSpec,
     reference_path: str | Path,
-    variant: str,
+    variant: Variant,
     tool: str,
     tolerance: dict[str, float],
     dummy_batch: int,
@@ -73,7 +73,7 @@ def simplify(
                                     stage="simplify")
     log.info("%s: %d -> %d nodes with %s in %.2fs", out_path, sum(before.values()), sum(after.values()), used, seconds)
     stats = {
-        "model": spec.name, "variant": variant, "tool": used, "requested_tool": tool, "seconds": seconds,
+        "model": spec.name, "variant": variant.name, "tool": used, "requested_tool": tool, "seconds": seconds,
         "nodes_before": sum(before.values()), "nodes_after": sum(after.values()),
         "ops_before": dict(sorted(before.items())), "ops_after": dict(sorted(after.items())),
         "suspicious_reshapes": report["suspicious_reshapes"],

@@ -123,6 +123,41 @@ Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Which ONNX export an artifact comes from: static at one batch (`static-b4`), or dynamic (`dynamic`)."""
+
+    batch: int | None  # None: the dynamic export
+
+    PATTERN = r"static-b[0-9]+|dynamic"  # the wildcard's form, for Snakemake
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        if text == "dynamic":
+            return cls(None)
+        if text.startswith("static-b") and text[len("static-b"):].isdigit():
+            return cls(int(text[len("static-b"):]))
+        raise ValueError(f"{text!r} is not a variant; use static-bN or dynamic")
+
+    @classmethod
+    def static(cls, batch: int) -> "Variant":
+        return cls(batch)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.batch is None
+
+    @property
+    def name(self) -> str:
+        return "dynamic" if self.batch is None else f"static-b{self.batch}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+DYNAMIC = Variant(None)
+
+
+@dataclass(frozen=True)
 class Profile:
     """An optimization profile: batch min/opt/max; non-batch dynamic axes take the model's ranges.
 
@@ -146,11 +181,11 @@ class Profile:
     def contains_batch(self, batch: int) -> bool:
         return self.min <= batch <= self.max
 
-    def shapes(self, model: ModelSpec, fixed_dims: bool = False) -> dict[str, tuple[Shape, Shape, Shape]]:
-        """min/opt/max full shape per input; `fixed_dims` pins non-batch axes at opt (static variants)."""
+    def shapes(self, model: ModelSpec, variant: Variant = DYNAMIC) -> dict[str, tuple[Shape, Shape, Shape]]:
+        """min/opt/max full shape per input; a static variant pins the non-batch axes at opt too."""
         out = {}
         for inp in model.inputs:
-            lo, hi = ("opt", "opt") if fixed_dims else ("min", "max")
+            lo, hi = ("min", "max") if variant.is_dynamic else ("opt", "opt")
             out[inp.name] = (
                 inp.full_shape(self.min, lo),
                 inp.full_shape(self.opt, "opt"),
@@ -160,6 +195,10 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "min": self.min, "opt": self.opt, "max": self.max}
+
+    def sidecar_entry(self, model: ModelSpec, variant: Variant) -> dict[str, Any]:
+        """The profile as an engine's sidecar records it: the batch range and every input's min/opt/max shape."""
+        return {**self.to_dict(), "shapes": {n: [list(s) for s in t] for n, t in self.shapes(model, variant).items()}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

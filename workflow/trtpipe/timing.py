@@ -15,18 +15,25 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def _default(key: str):
+    from .defaults import value
+
+    return value("benchmark", key)
+
+
 @dataclass(frozen=True)
 class TimingSettings:
-    warmup_s: float = 0.2
-    min_duration_s: float = 1.0
-    min_iterations: int = 20
-    max_iterations: int = 100_000
-    cv_threshold: float = 0.025
+    """The config's `benchmark` section; unset fields take the schema's defaults."""
+
+    warmup_s: float = _default("warmup_s")
+    min_duration_s: float = _default("min_duration_s")
+    min_iterations: int = _default("min_iterations")
+    max_iterations: int = _default("max_iterations")
+    cv_threshold: float = _default("cv_threshold")
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "TimingSettings":
-        keys = ("warmup_s", "min_duration_s", "min_iterations", "max_iterations", "cv_threshold")
-        return cls(**{k: cfg[k] for k in keys if k in cfg})
+        return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
 
 
 @dataclass

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import TrtpipeError
-from ..identity import refuse_foreign_engine
-from ..spec import Shape, check_shapes_in_profile
+from .base import BuildRequest, Runner as BaseRunner, cpu_description
 from .ort_session import output_names, run_session, session, version
 
 log = logging.getLogger(__name__)
-
-NAME = "onnxruntime"
-ENGINE_SUFFIX = ".onnx"
 
 
 def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
@@ -32,23 +27,8 @@ def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
     return {"backend_version": version(), "device": cpu_name()}
 
 
-def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes: list[dict[str, tuple[Shape, Shape, Shape]]],
-          precision: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Save ONNX Runtime's optimized model for one profile; returns the sidecar's backend fields."""
-    import onnx
-
-    from . import PRECISIONS
-
-    if len(shapes) != 1:
-        raise TrtpipeError(f"{onnx_path}: an ONNX Runtime engine holds one profile, not {len(shapes)}; fix: build one per profile.")
-    shapes = shapes[0]
-
-    if precision not in PRECISIONS[NAME]:
-        raise TrtpipeError(
-            f"{onnx_path}: ONNX Runtime's CPU provider has no {precision} kernels; fix: build {precision} with the "
-            f"tensorrt backend, or use one of {', '.join(PRECISIONS[NAME])} here."
-        )
-    graph = onnx.load(str(onnx_path))
+def bake_fixed_dims(graph, shapes) -> list[str]:
+    """min == max: write the size into the graph's input so ONNX Runtime can fold shape arithmetic."""
     baked = []
     for value in graph.graph.input:
         if value.name not in shapes:
@@ -57,57 +37,52 @@ def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes
         dims = value.type.tensor_type.shape.dim
         for axis, (a, b) in enumerate(zip(lo, hi)):
             if a == b and axis < len(dims) and not dims[axis].HasField("dim_value"):
-                dims[axis].dim_value = a  # min == max: bake the size so ORT can fold shape arithmetic
+                dims[axis].dim_value = a
                 baked.append(f"{value.name}[{axis}]={a}")
-    level = options.get("optimization_level", "all")
-    engine_path = Path(engine_path)
+    return baked
+
+
+def build(request: BuildRequest) -> dict[str, Any]:
+    """Save ONNX Runtime's optimized model for one profile; returns the sidecar's backend fields."""
+    import onnx
+
+    if len(request.profiles) != 1:
+        raise TrtpipeError(f"{request.source}: an ONNX Runtime engine holds one profile, not {len(request.profiles)}; "
+                           f"fix: build one per profile.")
+    graph = onnx.load(str(request.source))
+    baked = bake_fixed_dims(graph, request.shapes(request.profiles[0]))
+    level = request.options["optimization_level"]
     start = time.perf_counter()
-    session(graph.SerializeToString(), level=level, threads=options.get("intra_op_threads", 0), save_to=engine_path)
+    session(graph.SerializeToString(), level=level, threads=request.options["intra_op_threads"], save_to=request.engine_path)
     build_s = time.perf_counter() - start
     log.info("saved ONNX Runtime model optimized at level %s (%s) in %.2fs", level, ", ".join(baked) or "no dims baked", build_s)
     return {"optimization_level": level, "baked_dims": baked, "build_seconds": build_s,
             "providers": ["CPUExecutionProvider"]}
 
 
-class Runner:
-    """Runs a saved engine within its profile."""
+class Runner(BaseRunner):
+    """Runs a saved engine within its profile; host-clock timing of whole calls."""
 
-    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
-                 options: dict[str, Any] | None = None):
-        refuse_foreign_engine(engine_path, sidecar, identity(), "ONNX Runtime")
-        self.engine_path = str(engine_path)
-        (entry,) = sidecar["profiles"]
-        self.profile = entry["name"]
-        self.ranges = {n: tuple(tuple(s) for s in v) for n, v in entry["shapes"].items()}
-        self.threads = threads
+    def identity(self) -> dict[str, str]:
+        return identity(self.options)
+
+    def load(self) -> None:
+        # An explicit intra-op count wins over the cores the job owns.
+        self.threads = self.options.get("intra_op_threads") or self.threads
         # Already optimized when it was built: loading it again must not re-run the optimizers.
-        self.session = session(engine_path, level="disabled", threads=threads)
+        self.session = session(self.engine_path, level="disabled", threads=self.threads)
         self.output_names = output_names(self.session)
 
-    def check(self, feeds: dict[str, np.ndarray]) -> None:
-        check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
-
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        self.check(feeds)
+    def run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return run_session(self.session, feeds, self.engine_path)
 
-    def benchmark(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
-        """Host-clock timing of whole calls: inputs and outputs live on the host (what a CPU user pays)."""
+    def benchmark_impl(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
+        """Inputs and outputs live on the host: what a CPU user pays."""
         from ..timing import measure, summarize
 
-        for feeds in feed_sets:
-            self.check(feeds)
         run = self.session.run
         steps = [lambda feeds=feeds: run(None, feeds) for feeds in feed_sets]
         return summarize(measure(steps, settings), batch, settings.cv_threshold)
 
-    def describe(self) -> dict[str, Any]:
-        from ..sysinfo import cpu_name
-
-        return {"device": cpu_name(), "threads": self.threads, "transfers_included": True, "cuda_graph": False,
-                "backend_version": version()}
-
-
-def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
-         options: dict[str, Any] | None = None) -> Runner:
-    return Runner(engine_path, sidecar, threads, profile, options)
+    def describe_impl(self) -> dict[str, Any]:
+        return cpu_description(self.threads)

@@ -20,16 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ProfileError, TrtpipeError
-from ..identity import refuse_foreign_engine
-from ..spec import ModelSpec, check_shapes_in_profile
+from ..errors import BackendUnavailable
+from ..spec import ModelSpec
+from .base import BuildRequest, Runner as BaseRunner, cpu_description, gpu_description
 
-ENGINE_SUFFIX = ".torch"
-MODES = {  # backend name -> (compiled, CUDA graph)
-    "torch_eager": (False, False),
-    "torch_compile": (True, False),
-    "torch_eager_graph": (False, True),
-    "torch_compile_graph": (True, True),
+MODES = {  # the registry's mode -> (compiled, CUDA graph)
+    "eager": (False, False),
+    "compile": (True, False),
+    "eager_graph": (False, True),
+    "compile_graph": (True, True),
 }
 DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -44,63 +43,49 @@ def version() -> str:
     return _torch().__version__
 
 
-def _device_name(options: dict[str, Any]) -> tuple[str, str]:
-    """(device, compute capability) the runner will use."""
-    if options.get("device", "cuda") == "cpu":
+def identity(options: dict[str, Any]) -> dict[str, str]:
+    if options["device"] == "cpu":
         from ..sysinfo import cpu_name
 
-        return cpu_name(), ""
+        return {"backend_version": version(), "device": cpu_name(), "compute_capability": ""}
     from ..gpu import get_device
 
     info = get_device().info
-    return info["name"], info["compute_capability"]
+    return {"backend_version": version(), "device": info["name"], "compute_capability": info["compute_capability"]}
 
 
-def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
-    name, cc = _device_name(options or {})
-    return {"backend_version": version(), "device": name, "compute_capability": cc}
-
-
-def build(source: str | Path, engine_path: str | Path, spec: ModelSpec, profiles, shapes, precision: str,
-          options: dict[str, Any]) -> dict[str, Any]:
+def build(request: BuildRequest) -> dict[str, Any]:
     """Record the runtime configuration; the model is built and checked by the runner (parity)."""
-    backend = options["backend"]
-    if backend not in MODES:
-        raise TrtpipeError(f"{engine_path}: unknown PyTorch mode {backend!r}; fix: use one of {', '.join(MODES)}.")
-    if precision not in DTYPES:
-        raise TrtpipeError(f"{engine_path}: the torch backends run {', '.join(DTYPES)}, not {precision}; fix: drop it for torch.")
-    compiled, graph = MODES[backend]
-    if options.get("device", "cuda") == "cpu" and (graph or compiled):
-        raise BackendUnavailable(f"{engine_path}: {backend} needs a CUDA GPU here (torch.device is cpu); fix: use torch_eager on the CPU.")
+    backend, options = request.backend, request.options
+    compiled, graph = MODES[backend.mode]
+    if options["device"] == "cpu" and (graph or compiled):
+        raise BackendUnavailable(f"{request.engine_path}: {backend.name} needs a CUDA GPU here (torch.device is cpu); fix: use "
+                                 f"torch_eager on the CPU.")
+    shapes = [request.shapes(p) for p in request.profiles]
     config = {
-        "backend": backend, "checkpoint": str(source), "spec": spec.to_dict(), "precision": precision,
-        "compiled": compiled, "compile_mode": options.get("compile_mode", "default"), "cuda_graph": graph,
-        "channels_last": bool(options.get("channels_last", True)), "device": options.get("device", "cuda"),
+        "backend": backend.name, "checkpoint": str(request.source), "spec": request.spec.to_dict(),
+        "precision": request.precision, "compiled": compiled, "compile_mode": options["compile_mode"], "cuda_graph": graph,
+        "channels_last": bool(options["channels_last"]), "device": options["device"],
         "dynamic": len(shapes) == 1 and any(lo != hi for lo, _, hi in shapes[0].values()),
     }
-    Path(engine_path).write_text(json.dumps(config, indent=2, sort_keys=True))
-    return {"mode": backend, "compiled": compiled, "cuda_graph": graph, "compile_mode": config["compile_mode"],
+    Path(request.engine_path).write_text(json.dumps(config, indent=2, sort_keys=True))
+    return {"mode": backend.name, "compiled": compiled, "cuda_graph": graph, "compile_mode": config["compile_mode"],
             "channels_last": config["channels_last"], "torch_device": config["device"]}
 
 
-class Runner:
-    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
-                 options: dict[str, Any] | None = None):
+class Runner(BaseRunner):
+    def identity(self) -> dict[str, str]:
+        return identity({**self.options, "device": self.sidecar["torch_device"]})
+
+    def load(self) -> None:
         torch = self.torch = _torch()
-        self.engine_path = str(engine_path)
-        self.config = json.loads(Path(engine_path).read_text())
-        self.options = {**(options or {}), "device": self.config["device"]}
-        refuse_foreign_engine(engine_path, sidecar, identity(self.options), "torch")
-        entry = next((p for p in sidecar["profiles"] if p["name"] == (profile or sidecar["profiles"][0]["name"])), None)
-        if entry is None:
-            raise ProfileError(f"{engine_path} has no profile {profile!r}; fix: pick one of {[p['name'] for p in sidecar['profiles']]}.")
-        self.profile = entry["name"]
-        self.ranges = {n: tuple(tuple(s) for s in v) for n, v in entry["shapes"].items()}
+        self.config = json.loads(Path(self.engine_path).read_text())
+        self.options["device"] = self.config["device"]
         spec = self.spec = ModelSpec.from_dict(self.config["spec"])
         if self.config["device"] == "cpu":
             self.device, self.gpu = torch.device("cpu"), None
-            if threads:
-                torch.set_num_threads(threads)
+            if self.threads:
+                torch.set_num_threads(self.threads)
         else:
             from ..gpu import get_device
 
@@ -120,11 +105,10 @@ class Runner:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if self.config["compiled"]:
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self.options.get("cache_dir", "torch_cache")).resolve()))
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self.options["cache_dir"]).resolve()))
             mode = None if self.config["compile_mode"] == "default" else self.config["compile_mode"]
             model = torch.compile(model, mode=mode, dynamic=self.config["dynamic"] or None)
         self.model = model
-        self.output_names: list[str] = []
 
     def _to_device(self, array: np.ndarray):
         return self._host(array).to(self.device, non_blocking=True)
@@ -137,15 +121,12 @@ class Runner:
         self.output_names = names
         return outputs
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
+    def run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         inputs = [self._to_device(feeds[n]) for n in self.order]
         outputs = self._forward(inputs)
         return [o.float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy() for o in outputs]
 
-    def benchmark(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
-        for feeds in feed_sets:
-            check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
+    def benchmark_impl(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
         if self.gpu is None:
             from ..timing import measure, summarize
 
@@ -155,7 +136,7 @@ class Runner:
         from ..gpu import measure_gpu, summarize_gpu
 
         steps = [self._gpu_step(feeds) for feeds in feed_sets]
-        m = measure_gpu(self.gpu, self.stream, steps, settings, bool(self.options.get("include_transfers", True)),
+        m = measure_gpu(self.gpu, self.stream, steps, settings, bool(self.options["include_transfers"]),
                         self.config["cuda_graph"])
         return summarize_gpu(m, batch, settings.cv_threshold)
 
@@ -194,18 +175,7 @@ class Runner:
             t = t.contiguous(memory_format=torch.channels_last)
         return t.pin_memory() if self.gpu is not None else t
 
-    def describe(self) -> dict[str, Any]:
+    def describe_impl(self) -> dict[str, Any]:
         if self.gpu is None:
-            from ..sysinfo import cpu_name
-
-            return {"device": cpu_name(), "threads": self.torch.get_num_threads(), "transfers_included": False,
-                    "cuda_graph": False, "backend_version": version()}
-        info = self.gpu.info
-        return {"device": f"{info['name']} (cc {info['compute_capability']})", "threads": 0,
-                "transfers_included": bool(self.options.get("include_transfers", True)), "cuda_graph": self.config["cuda_graph"],
-                "backend_version": version(), "driver": info.get("driver", ""), "sm_clock_mhz": info.get("sm_clock_mhz", float("nan"))}
-
-
-def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
-         options: dict[str, Any] | None = None) -> Runner:
-    return Runner(engine_path, sidecar, threads, profile, options)
+            return cpu_description(self.torch.get_num_threads(), transfers_included=False)
+        return gpu_description(self.gpu.info, bool(self.options["include_transfers"]), self.config["cuda_graph"])

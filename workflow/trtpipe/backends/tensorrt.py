@@ -30,15 +30,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, EngineMismatch, ProfileError, TrtpipeError
-from ..gpu import GPU_COLUMNS, GpuStep, get_device, measure_gpu, summarize_gpu
-from ..identity import refuse_foreign_engine
+from ..gpu import GpuStep, get_device, measure_gpu, summarize_gpu
 from ..io import atomic_path
-from ..spec import Shape, check_shapes_in_profile
+from .base import BuildRequest, Runner as BaseRunner, gpu_description
 
 log = logging.getLogger(__name__)
 
-NAME = "tensorrt"
-ENGINE_SUFFIX = ".engine"
 SUPPORTED_MAJORS = (10, 11)
 
 
@@ -102,9 +99,11 @@ def timing_cache_path(cache_dir: str | Path, info: dict[str, Any], trt_version: 
     return Path(cache_dir) / f"{key}.cache"
 
 
-def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes: list[dict[str, tuple[Shape, Shape, Shape]]],
-          precision: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Build a strongly typed engine with one optimization profile per entry of `shapes`."""
+def build(request: BuildRequest) -> dict[str, Any]:
+    """Build a strongly typed engine with one optimization profile per requested profile."""
+    onnx_path, engine_path, options, precision = request.source, request.engine_path, request.options, request.precision
+    profiles = request.profiles
+    shapes = [request.shapes(p) for p in profiles]
     trt = _trt()
     device = get_device()
     logger = _logger(trt)
@@ -116,10 +115,10 @@ def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes
         raise TrtpipeError(parser_errors(parser, onnx_path))
 
     config = builder.create_builder_config()
-    workspace = int(options.get("workspace_gib", 4) * 2**30)
+    workspace = int(options["workspace_gib"] * 2**30)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    config.builder_optimization_level = int(options.get("optimization_level", 3))
-    cache_file = timing_cache_path(options.get("timing_cache_dir", "timing_cache"), device.info, trt.__version__)
+    config.builder_optimization_level = int(options["optimization_level"])
+    cache_file = timing_cache_path(options["timing_cache_dir"], device.info, trt.__version__)
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.exists() else b"")
     if not config.set_timing_cache(cache, ignore_mismatch=False):
         log.warning("timing cache %s was made elsewhere (another GPU or TensorRT); starting a new one", cache_file)
@@ -160,26 +159,19 @@ def build(onnx_path: str | Path, engine_path: str | Path, spec, profiles, shapes
             "build_seconds": build_s, **{f"gpu_{k}": v for k, v in device.info.items()}}
 
 
-class Runner:
+class Runner(BaseRunner):
     """One execution context for one of the engine's profiles."""
 
-    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
-                 options: dict[str, Any] | None = None):
+    def identity(self) -> dict[str, str]:
+        return identity(self.options)
+
+    def load(self) -> None:
         trt = self.trt = _trt()
         self.device = get_device()
-        self.engine_path = str(engine_path)
-        self.options = options or {}
-        here = {"backend_version": trt.__version__, "device": self.device.info["name"],
-                "compute_capability": self.device.info["compute_capability"]}
-        refuse_foreign_engine(engine_path, sidecar, here, "TensorRT")
-        names = [p["name"] for p in sidecar["profiles"]]
-        self.profile = profile or names[0]
-        if self.profile not in names:
-            raise ProfileError(f"{engine_path} has no profile {self.profile!r} (it has {', '.join(names)}); fix: pick one of those.")
-        self.profile_index = names.index(self.profile)
-        self.engine = trt.Runtime(_logger(trt)).deserialize_cuda_engine(Path(engine_path).read_bytes())
+        self.profile_index = self.profile.index
+        self.engine = trt.Runtime(_logger(trt)).deserialize_cuda_engine(Path(self.engine_path).read_bytes())
         if self.engine is None:
-            raise EngineMismatch(f"{engine_path}: TensorRT {trt.__version__} could not deserialize it; fix: rebuild it here.")
+            raise EngineMismatch(f"{self.engine_path}: TensorRT {trt.__version__} could not deserialize it; fix: rebuild it here.")
         self.stream = self.device.stream()
         self.context = self.engine.create_execution_context()
         self.context.set_optimization_profile_async(self.profile_index, self.stream.handle)
@@ -193,11 +185,10 @@ class Runner:
 
     def _step(self, feeds: dict[str, np.ndarray]) -> tuple[GpuStep, dict[str, Any]]:
         """Buffers for one input set; its compute binds them and enqueues execute_async_v3."""
-        check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.ranges, self.engine_path, self.profile)
         for name in self.input_names:
             if not self.context.set_input_shape(name, tuple(feeds[name].shape)):
                 raise ProfileError(f"{self.engine_path}: TensorRT refused shape {feeds[name].shape} for input {name!r} in "
-                                   f"profile {self.profile!r} (range {self.ranges[name]}); fix: use a shape inside it.")
+                                   f"profile {self.profile.name!r} (range {self.ranges[name]}); fix: use a shape inside it.")
         host_in = {n: self.device.pinned(feeds[n].astype(self.dtypes[n], copy=False)) for n in self.input_names}
         dev = {n: self.device.empty(feeds[n].shape, self.dtypes[n]) for n in self.input_names}
         out_shapes = {n: tuple(int(d) for d in self.context.get_tensor_shape(n)) for n in self.output_names}
@@ -218,7 +209,7 @@ class Runner:
         )
         return step, host_out
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         step, host_out = self._step(feeds)
         step.upload()
         step.compute()
@@ -226,10 +217,10 @@ class Runner:
         self.stream.synchronize()
         return [host_out[n].numpy().copy() for n in self.output_names]
 
-    def benchmark(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
+    def benchmark_impl(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
         steps = [self._step(feeds)[0] for feeds in feed_sets]
-        transfers = bool(self.options.get("include_transfers", True))
-        graph = bool(self.options.get("cuda_graph", False))
+        transfers = bool(self.options["include_transfers"])
+        graph = bool(self.options["cuda_graph"])
         stats = summarize_gpu(measure_gpu(self.device, self.stream, steps, settings, transfers, graph), batch,
                               settings.cv_threshold)
         stats.update(self.trtexec_check({n: a.shape for n, a in feed_sets[0].items()}))
@@ -238,10 +229,10 @@ class Runner:
     def trtexec_check(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         """trtexec on the same engine and shapes, when it is on PATH: its median GPU compute time beside ours."""
         exe = shutil.which("trtexec")
-        if not exe or self.options.get("trtexec", True) is False:
+        if not exe or not self.options["trtexec"]:
             return {"trtexec_compute_ms_median": float("nan")}
         if self.profile_index != 0:  # trtexec runs profile 0; no documented flag selects another
-            log.info("trtexec cross-check skipped: profile %s is not the engine's first", self.profile)
+            log.info("trtexec cross-check skipped: profile %s is not the engine's first", self.profile.name)
             return {"trtexec_compute_ms_median": float("nan")}
         spec = ",".join(f"{n}:{'x'.join(map(str, s))}" for n, s in shapes.items())
         with tempfile.TemporaryDirectory() as tmp:
@@ -254,23 +245,11 @@ class Runner:
                 return {"trtexec_compute_ms_median": float("nan")}
             return {"trtexec_compute_ms_median": trtexec_median_compute(json.loads(times.read_text()))}
 
-    def describe(self) -> dict[str, Any]:
-        info = self.device.info
-        return {"device": f"{info['name']} (cc {info['compute_capability']})", "threads": 0,
-                "transfers_included": bool(self.options.get("include_transfers", True)),
-                "cuda_graph": bool(self.options.get("cuda_graph", False)), "backend_version": self.trt.__version__,
-                "driver": info.get("driver", ""), "sm_clock_mhz": info.get("sm_clock_mhz", float("nan"))}
+    def describe_impl(self) -> dict[str, Any]:
+        return gpu_description(self.device.info, bool(self.options["include_transfers"]), bool(self.options["cuda_graph"]))
 
 
 def trtexec_median_compute(trace: list[dict[str, Any]]) -> float:
     """Median GPU compute time (ms) of a trtexec --exportTimes trace."""
     computes = [r["computeMs"] for r in trace if isinstance(r, dict) and "computeMs" in r]
     return float(np.median(computes)) if computes else float("nan")
-
-
-def load(engine_path: str | Path, sidecar: dict[str, Any], threads: int = 0, profile: str | None = None,
-         options: dict[str, Any] | None = None) -> Runner:
-    return Runner(engine_path, sidecar, threads, profile, options)
-
-
-EXTRA_COLUMNS = GPU_COLUMNS + ["trtexec_compute_ms_median"]

@@ -1,0 +1,140 @@
+"""What every backend shares: the build request, and a runner base that does the checks every backend needs
+once — the engine's profile from its sidecar, the refusal of a foreign engine, inputs inside the profile —
+so a backend implements only loading, running and timing (after Polygraphy's backend/base/runner.py: one
+public `infer` that checks, subclasses implementing `*_impl`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..defaults import with_defaults
+from ..errors import EngineMismatch, ProfileError
+from ..spec import ModelSpec, Profile, Shape, Variant, check_shapes_in_profile
+from .registry import Backend, get
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything a backend's build() needs; `engine_path` is a temporary file moved into place on success."""
+
+    backend: Backend
+    source: Path  # the (precision) ONNX, or the checkpoint
+    engine_path: Path
+    spec: ModelSpec
+    variant: Variant
+    precision: str
+    profiles: tuple[Profile, ...]  # one per engine, or several where the backend combines them
+    options: dict[str, Any]  # the backend's config section, defaults filled
+
+    def shapes(self, profile: Profile) -> dict[str, tuple[Shape, Shape, Shape]]:
+        return profile.shapes(self.spec, self.variant)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """One profile of a built engine, as its sidecar records it."""
+
+    profile: Profile
+    index: int  # its position in the engine (TensorRT: the optimization profile index)
+    ranges: dict[str, tuple[Shape, Shape, Shape]]
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+def engine_profile(sidecar: dict[str, Any], name: str | None, engine_path: str | Path) -> EngineProfile:
+    """The sidecar's profile called `name` (default: the engine's first)."""
+    names = [p["name"] for p in sidecar["profiles"]]
+    name = name or names[0]
+    if name not in names:
+        raise ProfileError(f"{engine_path} has no profile {name!r} (it has {', '.join(names)}); fix: pick one of those.")
+    index = names.index(name)
+    entry = sidecar["profiles"][index]
+    ranges = {n: tuple(tuple(int(d) for d in s) for s in v) for n, v in entry["shapes"].items()}
+    return EngineProfile(Profile.from_dict(entry), index, ranges)
+
+
+def refuse_foreign_engine(engine_path, sidecar: dict, here: dict, library: str) -> None:
+    """An engine is only valid with the library version and on the device that built it (its sidecar says
+    which): anywhere else — another GPU model or node type on a cluster, an upgraded library — say so in one
+    sentence rather than time it."""
+    built = {k: sidecar.get(k) for k in here}
+    if built == here:
+        return
+
+    def where(d):
+        cc = f" (cc {d['compute_capability']})" if d.get("compute_capability") else ""
+        return f"{library} {d['backend_version']} on {d['device']}{cc}"
+
+    raise EngineMismatch(f"{engine_path} was built for {where(built)}, but this machine has {where(here)}; fix: rebuild "
+                         f"the engine here (delete it and rerun), never time a foreign engine.")
+
+
+class Runner:
+    """Loads one engine for one of its profiles. Subclasses implement identity(), load(), run_impl(),
+    benchmark_impl() and describe_impl(); the public methods check what every backend must check."""
+
+    def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], profile: str | None = None, threads: int = 0,
+                 options: dict[str, Any] | None = None):
+        self.backend = get(sidecar["backend"])
+        self.engine_path = str(engine_path)
+        self.sidecar = sidecar
+        self.options = with_defaults(self.backend.section, options)
+        self.threads = threads
+        self.profile = engine_profile(sidecar, profile, engine_path)
+        self.output_names: list[str] = []
+        refuse_foreign_engine(engine_path, sidecar, self.identity(), self.backend.library)
+        self.load()
+
+    # --- what a backend implements ------------------------------------------------------------
+    def identity(self) -> dict[str, str]:
+        """backend_version, device (and compute_capability): what this machine would build."""
+        raise NotImplementedError
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def benchmark_impl(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def describe_impl(self) -> dict[str, Any]:
+        """device, threads, transfers_included, cuda_graph (and GPU columns) of the rows this runner times."""
+        raise NotImplementedError
+
+    # --- the shared checks --------------------------------------------------------------------
+    def check(self, feeds: dict[str, np.ndarray]) -> None:
+        """Refuse shapes outside the profile, as TensorRT's set_input_shape does, naming the range."""
+        check_shapes_in_profile({n: a.shape for n, a in feeds.items()}, self.profile.ranges, self.engine_path,
+                                self.profile.name)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.check(feeds)
+        return self.run_impl(feeds)
+
+    def benchmark(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
+        for feeds in feed_sets:
+            self.check(feeds)
+        return self.benchmark_impl(feed_sets, settings, batch)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend_version": self.identity()["backend_version"], **self.describe_impl()}
+
+
+def cpu_description(threads: int, transfers_included: bool = True) -> dict[str, Any]:
+    from ..sysinfo import cpu_name
+
+    return {"device": cpu_name(), "threads": threads, "transfers_included": transfers_included, "cuda_graph": False}
+
+
+def gpu_description(info: dict[str, Any], transfers_included: bool, cuda_graph: bool) -> dict[str, Any]:
+    return {"device": f"{info['name']} (cc {info['compute_capability']})", "threads": 0,
+            "transfers_included": transfers_included, "cuda_graph": cuda_graph, "driver": info.get("driver", ""),
+            "sm_clock_mhz": info.get("sm_clock_mhz", float("nan"))}

@@ -1,0 +1,138 @@
+"""The backend registry: the one place that knows what a backend is.
+
+Each backend is a `Backend` descriptor below plus one module that implements it: a `build(request)`
+function (base.BuildRequest -> the sidecar's backend fields) and a `Runner` subclass of base.Runner
+(load, run, benchmark). Everything else — config validation, the Snakemake rules, the CLI, the report —
+asks this registry instead of comparing backend names. Importing it is cheap: no backend library
+(onnxruntime, tensorrt, torch) is imported until a backend is used, so the Snakefile can read it.
+
+Adding a backend: one module beside this file and one `register(Backend(...))` line at the end.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+from ..errors import TrtpipeError
+
+ONNX_SOURCE, CHECKPOINT_SOURCE = "onnx", "checkpoint"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    module: str  # implementation: build() and a Runner
+    rule: str  # Snakemake rules engine_<rule> / benchmark_<rule>; backends sharing one share suffix, env and section
+    engine_suffix: str
+    precisions: tuple[str, ...]  # what it can build; a sweep may narrow it with <section>.precisions
+    source: str  # ONNX_SOURCE: the (precision) ONNX; CHECKPOINT_SOURCE: the PyTorch checkpoint
+    gpu: bool  # runs on a GPU (unless its section sets device: cpu)
+    section: str | None  # config section holding its options
+    library: str  # how messages name it
+    conda_env: str  # envs/<file>
+    dag_identity: Callable[[dict[str, Any]], dict[str, str]]  # cheap, for rule params: what invalidates an engine
+    combine_option: str | None = None  # option of its section that puts every profile into one engine
+    mode: str | None = None  # for a module serving several backends (the torch family): which one
+    fp32_math: str = "fp32"  # the math its fp32 engines run (the report's peak-FLOPs lookup)
+    extra_columns: tuple[str, ...] = ()  # benchmark columns only this backend fills
+
+    def implementation(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    def needs_gpu(self, options: dict[str, Any]) -> bool:
+        return self.gpu and options.get("device") != "cpu"
+
+    def combines_profiles(self, options: dict[str, Any]) -> bool:
+        return bool(self.combine_option and options.get(self.combine_option))
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def get(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise TrtpipeError(f"backend {name!r} is unknown; fix: use one of {', '.join(sorted(BACKENDS))}.")
+    return BACKENDS[name]
+
+
+def rules() -> dict[str, list[Backend]]:
+    """Backends by rule family, checking that each family can share one rule."""
+    families: dict[str, list[Backend]] = {}
+    for b in BACKENDS.values():
+        families.setdefault(b.rule, []).append(b)
+    for family, members in families.items():
+        shared = {(b.engine_suffix, b.conda_env, b.section, b.source) for b in members}
+        if len(shared) > 1:
+            raise TrtpipeError(f"backends {', '.join(b.name for b in members)} share rule {family!r} but differ in "
+                               f"engine suffix, conda env, config section or source; fix: give them their own rule.")
+    return families
+
+
+# --- cheap identities (no backend library imported) ------------------------------------------------
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_identity(dist: str) -> Callable[[dict[str, Any]], dict[str, str]]:
+    def identity(options: dict[str, Any]) -> dict[str, str]:
+        from ..sysinfo import cpu_name
+
+        return {dist: _version(dist), "device": cpu_name()}
+
+    return identity
+
+
+def _gpu_identity(dist: str) -> Callable[[dict[str, Any]], dict[str, str]]:
+    def identity(options: dict[str, Any]) -> dict[str, str]:
+        from ..gpu import visible_gpu_identity
+        from ..sysinfo import cpu_name
+
+        return {dist: _version(dist), "device": cpu_name() if options.get("device") == "cpu" else visible_gpu_identity()}
+
+    return identity
+
+
+def _tensorrt_identity(options: dict[str, Any]) -> dict[str, str]:
+    from ..gpu import visible_gpu_identity
+
+    try:  # the wheel's metadata can exist while libnvinfer is missing: ask the module; the job says what is wrong
+        import tensorrt
+
+        version = tensorrt.__version__
+    except Exception:
+        version = "not installed"
+    return {"tensorrt": version, "device": visible_gpu_identity()}
+
+
+# --- the backends --------------------------------------------------------------------------------
+register(Backend(
+    name="onnxruntime", module="trtpipe.backends.onnxruntime", rule="onnxruntime", engine_suffix="onnx",
+    # The CPU provider has fp16 and int8 (QDQ -> QLinear) kernels, no bf16 kernels, and runs fp8 Q/DQ only as
+    # simulated fp32.
+    precisions=("fp32", "fp16", "int8"), source=ONNX_SOURCE, gpu=False, section="onnxruntime",
+    library="ONNX Runtime", conda_env="onnx.yaml", dag_identity=_cpu_identity("onnxruntime"),
+))
+register(Backend(
+    name="tensorrt", module="trtpipe.backends.tensorrt", rule="tensorrt", engine_suffix="engine",
+    precisions=("fp32", "fp16", "bf16", "int8", "fp8"), source=ONNX_SOURCE, gpu=True, section="tensorrt",
+    library="TensorRT", conda_env="tensorrt.yaml", dag_identity=_tensorrt_identity, combine_option="combine_profiles",
+    fp32_math="tf32", extra_columns=("trtexec_compute_ms_median",),
+))
+for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
+    register(Backend(
+        name=f"torch_{_mode}", module="trtpipe.backends.pytorch", rule="torch", engine_suffix="torch",
+        precisions=("fp32", "tf32", "fp16", "bf16"), source=CHECKPOINT_SOURCE, gpu=True, section="torch",
+        library="PyTorch", conda_env="torch.yaml", dag_identity=_gpu_identity("torch"), mode=_mode,
+    ))

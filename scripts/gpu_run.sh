@@ -4,6 +4,9 @@
 #   scripts/gpu_run.sh fidelity   scripts/harness_fidelity.py: harness vs hand-written CUDA-event loop vs do_bench
 #   scripts/gpu_run.sh gap        scripts/compile_gap_probe.py: pipeline vs fidelity-script compile, one variable at a time
 #   scripts/gpu_run.sh sweep      the real pipeline on config/gpu-torchvision.yaml (ResNet-50, ViT-B/16)
+#   scripts/gpu_run.sh ort_check  onnxruntime-gpu's providers, and the ONNX Runtime GPU backend's GPU tests
+#   scripts/gpu_run.sh ort_sweep  the pipeline on config/gpu-onnxruntime.yaml (CONFIG= picks another config)
+#   scripts/gpu_run.sh ort_fidelity  scripts/harness_fidelity.py on the ONNX Runtime CUDA engines of ort_sweep
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
 # Results go to $OUT (default gpu-out/). On the lent H100/H200 (no network) the pip packages that
 # machine lacks travel as wheels in .whl/ (see docs/gpu/README.md); elsewhere `make setup` is enough.
@@ -11,11 +14,19 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
+# The wheels that machine lacks (onnxruntime-gpu is 255 MB) arrive in pieces under /tmp/wheel-parts, one per
+# device call (docs/gpu/onnxruntime/README.md); they go to /tmp/site, ahead of the machine's own packages
+# (its CPU onnxruntime among them) on PYTHONPATH. Without pieces, .whl/ holds the small ones.
+if ls /tmp/wheel-parts/chunk.* >/dev/null 2>&1 && [ ! -d /tmp/site/onnxruntime ]; then
+  cat /tmp/wheel-parts/chunk.* | tar x -C /tmp/wheel-parts && \
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/wheel-parts/*.whl || exit 1
+fi
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
 if ! python3 -c "import snakemake, jsonschema, onnxslim" 2>/dev/null; then
   # into python3's own environment: pip then adds only what is missing beside its torch
   python3 -m pip install -q --no-index --find-links .whl snakemake==9.27.1 jsonschema onnxslim || exit 1
 fi
-export PYTHONUNBUFFERED=1 PYTHONPATH=workflow
+export PYTHONUNBUFFERED=1 PYTHONPATH=workflow${PYTHONPATH:+:$PYTHONPATH}
 status=0
 for stage in "$@"; do
   echo "=== $stage $(date -u +%H:%M:%S)"
@@ -28,13 +39,21 @@ for stage in "$@"; do
       python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity.csv" || status=1 ;;
     gap)
       python3 scripts/compile_gap_probe.py --out "$OUT/compile_gap.csv" || status=1 ;;
-    sweep)
-      # MODELS / BACKENDS / TORCH_PROFILES (comma-separated) narrow config/gpu-torchvision.yaml, so a
-      # sweep too long for one sitting runs in parts; `trtpipe summarize` joins the parts' CSVs.
+    ort_check)
+      python3 -c "import torch, onnxruntime as ort; print('onnxruntime', ort.__version__, ort.get_available_providers())" | tee -a "$OUT/gpu.txt"
+      python3 -m pytest -q -p no:cacheprovider tests/test_ort_gpu.py || status=1 ;;
+    ort_fidelity)
+      python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity_onnxruntime.csv" \
+        --ort-engines "results-gpu-ort/resnet50/engines/onnxruntime_cuda/static-b*.fp16.static.onnx" || status=1 ;;
+    sweep|ort_sweep)
+      # MODELS / BACKENDS / TORCH_PROFILES (comma-separated) narrow the config, so a sweep too long for one
+      # sitting runs in parts; `trtpipe summarize` joins the parts' CSVs.
+      default_config=config/gpu-torchvision.yaml
+      [ "$stage" = ort_sweep ] && default_config=config/gpu-onnxruntime.yaml
       config=/tmp/trtpipe-gpu-sweep.yaml
-      python3 - "$config" <<'PY' || exit 1
+      CONFIG=${CONFIG:-$default_config} python3 - "$config" <<'PY' || exit 1
 import os, sys, yaml
-config = yaml.safe_load(open("config/gpu-torchvision.yaml"))
+config = yaml.safe_load(open(os.environ["CONFIG"]))
 pick = lambda var: [v for v in os.environ.get(var, "").split(",") if v]
 if pick("MODELS"):
     config["models"] = {m: config["models"][m] for m in pick("MODELS")}
@@ -42,14 +61,17 @@ if pick("BACKENDS"):
     config["sweep"]["backends"] = pick("BACKENDS")
 if pick("TORCH_PROFILES"):
     config["torch"]["profiles"] = pick("TORCH_PROFILES")
+if pick("TORCH_PRECISIONS"):
+    config["torch"]["precisions"] = pick("TORCH_PRECISIONS")
 yaml.safe_dump(config, open(sys.argv[1], "w"), sort_keys=False)
 PY
       start=$(date +%s)
       timeout "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --configfile "$config" --cores 16 --resources gpu=1 --keep-going || status=1
       echo "sweep wall time: $(( $(date +%s) - start )) s (MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all})" | tee -a "$OUT/sweep_time.txt"
-      cp results-gpu/summary/report.html "$OUT/" 2>/dev/null
-      tar czf "$OUT/sweep-results.tar.gz" results-gpu/summary results-gpu/*/bench results-gpu/*/accuracy \
-        results-gpu/*/onnx/*.json results-gpu/*/flops.json results-gpu/*/logs results-gpu/*/engines/*/*.json 2>/dev/null ;;
+      results=$(python3 -c "import yaml; print(yaml.safe_load(open('$config'))['results'])")
+      cp "$results/summary/report.html" "$OUT/" 2>/dev/null
+      tar czf "$OUT/sweep-results.tar.gz" "$results"/summary "$results"/*/bench "$results"/*/accuracy \
+        "$results"/*/onnx/*.json "$results"/*/flops.json "$results"/*/logs "$results"/*/engines/*/*.json 2>/dev/null ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done

@@ -130,6 +130,20 @@ register(Backend(
     library="TensorRT", conda_env="tensorrt.yaml", dag_identity=_tensorrt_identity, combine_option="combine_profiles",
     fp32_math="tf32", extra_columns=("trtexec_compute_ms_median",),
 ))
+for _mode in ("cuda", "cuda_graph"):
+    # Q/DQ runs as fake-quant on the CUDA EP (no CUDA QLinearConv in 1.31.1): int8 is correct there, not faster.
+    register(Backend(
+        name="onnxruntime_" + _mode, module="trtpipe.backends.ort_gpu", rule="onnxruntime_cuda", engine_suffix="onnx",
+        precisions=("fp32", "tf32", "fp16", "int8"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_cuda",
+        library="ONNX Runtime (CUDA EP)", conda_env="onnx-gpu.yaml", dag_identity=_gpu_identity("onnxruntime-gpu"),
+        mode=_mode,
+    ))
+register(Backend(
+    name="onnxruntime_tensorrt", module="trtpipe.backends.ort_gpu", rule="onnxruntime_tensorrt", engine_suffix="ctx.onnx",
+    precisions=("fp32", "fp16", "int8"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_tensorrt",
+    library="ONNX Runtime (TensorRT EP)", conda_env="onnx-gpu.yaml", dag_identity=_gpu_identity("onnxruntime-gpu"),
+    mode="tensorrt", fp32_math="tf32",  # the EP has no TF32 switch: TensorRT's default (TF32 on) applies
+))
 for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
     register(Backend(
         name=f"torch_{_mode}", module="trtpipe.backends.pytorch", rule="torch", engine_suffix="torch",

@@ -41,7 +41,7 @@ for stage in "$@"; do
       python3 scripts/compile_gap_probe.py --out "$OUT/compile_gap.csv" || status=1 ;;
     ort_check)
       python3 -c "import torch, onnxruntime as ort; print('onnxruntime', ort.__version__, ort.get_available_providers())" | tee -a "$OUT/gpu.txt"
-      python3 -m pytest -q -p no:cacheprovider tests/test_ort_gpu.py || status=1 ;;
+      python3 -m pytest -q -p no:cacheprovider -m "not workflow" tests/test_ort_gpu.py || status=1 ;;
     ort_fidelity)
       python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity_onnxruntime.csv" \
         --ort-engines "results-gpu-ort/resnet50/engines/onnxruntime_cuda/static-b*.fp16.static.onnx" || status=1 ;;

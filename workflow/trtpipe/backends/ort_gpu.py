@@ -68,14 +68,11 @@ def tensorrt_version() -> str:
     return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
 
 
-def identity(options: dict[str, Any], backend) -> dict[str, str]:
+def identity(options: dict[str, Any]) -> dict[str, str]:
     from ..gpu import get_device
 
     info = get_device().info
-    out = {"backend_version": _ort().__version__, "device": info["name"], "compute_capability": info["compute_capability"]}
-    if backend.mode == "tensorrt":
-        out["tensorrt_version"] = tensorrt_version()
-    return out
+    return {"backend_version": _ort().__version__, "device": info["name"], "compute_capability": info["compute_capability"]}
 
 
 def provider_options(backend, options: dict[str, Any], precision: str, stream_handle: int | None = None) -> list:
@@ -227,7 +224,10 @@ class Runner(BaseRunner):
     """IOBinding to CUDA buffers, computing on the harness's stream."""
 
     def identity(self) -> dict[str, str]:
-        return identity(self.options, self.backend)
+        here = identity(self.options)
+        if self.backend.mode == "tensorrt":  # an EP-context engine is also tied to the TensorRT that built it
+            here["tensorrt_version"] = tensorrt_version()
+        return here
 
     def load(self) -> None:
         from ..gpu import get_device

@@ -97,7 +97,7 @@ def tolerance_json(precision="fp32"):
 
 
 def onnx_for_engine(w):
-    suffix = "" if w.precision == "fp32" else f".{w.precision}"
+    suffix = "" if w.precision in ("fp32", "tf32") else f".{w.precision}"  # tf32 is a build setting, not an ONNX
     return f"{R}/{w.model}/onnx/{w.variant}.sim{suffix}.onnx"
 
 

@@ -37,26 +37,16 @@ def _aligned(nbytes: int) -> np.ndarray:
 
 
 class Buffer:
-    def __init__(self, array: np.ndarray, device: bool, base: np.ndarray | None = None):
+    def __init__(self, array: np.ndarray, device: bool):
         self.array = array
         self.ptr = array.ctypes.data
         self.shape = tuple(array.shape)
         self.nbytes = array.nbytes
         self.device = device
-        if base is None:  # an allocation, not a view of one
-            (MEMORY if device else HOST)[self.ptr] = array
+        (MEMORY if device else HOST)[self.ptr] = array
 
     def numpy(self) -> np.ndarray:
         return self.array
-
-    def view(self, shape, dtype) -> "Buffer":
-        """The first bytes of this buffer as `dtype` of `shape` (a raw output allocation, typed)."""
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        flat = self.array.reshape(-1).view(np.uint8)
-        if nbytes > flat.size:
-            raise RuntimeError(f"view of {nbytes} bytes of a {flat.size}-byte buffer")
-        return Buffer(flat[:nbytes].view(dtype).reshape(tuple(shape)), self.device, base=self.array)
 
 
 def _allocate(shape, dtype, device: bool, fill: np.ndarray | None = None) -> Buffer:

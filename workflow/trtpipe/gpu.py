@@ -114,15 +114,6 @@ class _TorchBuffer:
     def numpy(self) -> np.ndarray:
         return self.raw.cpu().numpy() if self.raw.is_cuda else self.raw.numpy()
 
-    def view(self, shape: Sequence[int], dtype: np.dtype) -> "_TorchBuffer":
-        """The first bytes of this buffer as `dtype` of `shape` (a raw output allocation, typed)."""
-        import torch
-
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(tuple(shape), dtype=np.int64)) * dtype.itemsize
-        flat = self.raw.reshape(-1).view(torch.uint8)
-        return _TorchBuffer(flat[:nbytes].view(_torch_dtype(torch, dtype)).reshape(tuple(shape)))
-
 
 class _TorchEvent:
     def __init__(self, raw):

@@ -3,7 +3,7 @@
 "Device memory" is host memory whose addresses are registered in MEMORY, pinned host memory is registered
 in HOST, so the TensorRT double can resolve the pointers handed to set_tensor_address, tell device from
 host memory (shape-tensor inputs must be host memory) and reject any pointer it was not given. Allocations
-are 256-byte aligned, as TensorRT requires of tensor addresses (NvInferRuntime.h release/11.0:4382) and as
+are 256-byte aligned, as TensorRT requires of tensor addresses (NvInferRuntime.h release/11.0:4378) and as
 PyTorch's caching allocator provides. Events read the host clock. Copies are strict about size and dtype,
 as cudaMemcpy of a wrong size would corrupt memory, and about their stream: like `Tensor.copy_`, a copy is
 enqueued on the *current* stream, so one made outside `use(stream)` would land on the default stream,

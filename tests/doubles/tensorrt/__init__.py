@@ -53,7 +53,7 @@ Rules (the contract tests name them by number):
       release/11.0:3819-3897). Subclasses must call IOutputAllocator.__init__ (a pybind11 trampoline).
  [T8] CUDA graph capture: an enqueue that cannot be captured returns False and trtexec falls back to plain
       launches (samples/trtexec/../common/sampleInference.cpp release/11.0:1310-1355). Which engines cannot be
-      captured is not documented (only weight streaming: NvInferRuntime.h release/11.0:4640-4641): tests set
+      captured is not documented (only weight streaming: NvInferRuntime.h release/11.0:4642-4643): tests set
       CAPTURE_UNSUPPORTED to model one. A data-dependent engine under capture: NotSettled.
  [T9] Timing cache: create_timing_cache(b"") is a new cache; set_timing_cache(cache, ignore_mismatch) -> bool
       refuses a cache of another device unless mismatches are ignored (NvInfer.h release/10.13:10026-10043);

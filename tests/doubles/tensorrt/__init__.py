@@ -62,11 +62,14 @@ Rules (the contract tests name them by number):
       supports the buffer protocol and (deprecated) `with` (wheel __init__.py release/10.13 and 11.0:101-132).
  [T10] Removed names: 10.0 removed execute_async_v2, set_binding_shape, bindings, build_engine, max_batch_size;
       11.0 removed device_memory_size (only device_memory_size_v2, pyCore.cpp release/11.0:1421), int8_calibrator,
-      quantization flags, ILayer.precision_is_set (see trt-facts section 10). The double also leaves out
+      quantization flags (absent from pyCore.cpp release/11.0), ILayer.precision_is_set (absent from
+      python/src/infer/pyGraph.cpp release/11.0). The double also leaves out
       10.x names trtpipe must not use (int8_calibrator, quantization flags): a strict subset.
- [T11] An engine deserializes only with the TensorRT version that built it (returns None otherwise).
+ [T11] An engine deserializes only with the TensorRT version that built it (returns None otherwise): forward
+      compatibility of a plan needs BuilderFlag.VERSION_COMPATIBLE (NvInfer.h release/10.13:8903-8908), which
+      trtpipe does not set; the double refuses every other version.
  [T12] set_input_shape(name, shape) -> bool, False outside the active profile (the observed error text names
-      neither min nor max, see trt-facts section 3); set_optimization_profile_async raises RuntimeError("Error in
+      neither min nor max: NVIDIA/TensorRT-LLM issues 1635 and 1332); set_optimization_profile_async raises RuntimeError("Error in
       set optimization profile async.") on failure (pyCore.cpp release/10.13:346-352, release/11.0:329-335) and
       must precede set_input_shape; get_tensor_profile_shape returns invalid Dims for a non-input (NvInferRuntime.h
       release/11.0:3440-3454).

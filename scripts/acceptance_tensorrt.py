@@ -4,14 +4,18 @@
     .venv/bin/python scripts/acceptance_tensorrt.py [--cores 4]
 
 Runs config/tensorrt-acceptance.yaml through Snakemake, then checks what the contract tests could only
-simulate: engines built by this machine's TensorRT for this GPU, engine outputs matching PyTorch,
-GPU timing rows, and trtexec's median compute time beside ours. Exit status 0 means every check passed.
+simulate: engines built by this machine's TensorRT for this GPU, fp32 engines built with TF32 cleared
+(TensorRT enables it by default) and matching PyTorch, tf32 engines built with it allowed, GPU timing
+rows, and trtexec's median compute time beside ours for every profile (--useProfile), with the trtexec
+flags of this TensorRT major version (11.0 changed trtexec's defaults). Exit status 0 means every check
+passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +61,10 @@ def main() -> None:
         sidecar = json.loads(path.read_text())
         if sidecar["backend_version"] != trt_version or sidecar["device"] != gpu or not sidecar["strongly_typed"]:
             fail(f"{path}: built by TensorRT {sidecar['backend_version']} on {sidecar['device']}, expected {trt_version} on {gpu}")
-    print(f"ok: {len(sidecars)} strongly typed engines built by TensorRT {trt_version} on {gpu}")
+        if sidecar["precision"] in ("fp32", "tf32") and sidecar.get("tf32") != (sidecar["precision"] == "tf32"):
+            fail(f"{path}: a {sidecar['precision']} engine built with TF32 {'off' if not sidecar.get('tf32') else 'allowed'}")
+    print(f"ok: {len(sidecars)} strongly typed engines built by TensorRT {trt_version} on {gpu}; fp32 with TF32 off, "
+          f"tf32 with TF32 allowed")
 
     accuracy = pd.read_csv(results / "summary" / "accuracy.csv")
     engines = accuracy[(accuracy["stage"] == "engine") & (accuracy["backend"] == "tensorrt")]
@@ -75,9 +82,19 @@ def main() -> None:
                  "latency_ms_median", "throughput_samples_s", "warnings"]]
     print(table.to_string(index=False))
     compared = trt.dropna(subset=["trtexec_compute_ms_median"])
-    if compared.empty:
+    if shutil.which("trtexec") is None:
         print("note: trtexec is not on PATH, so there is no cross-check of the compute times")
+    elif len(compared) < len(trt):
+        fail(f"trtexec gave no time for {len(trt) - len(compared)} of {len(trt)} rows (every profile is cross-checked "
+             f"with --useProfile); see the benchmark logs for its output")
     else:
+        sys.path.insert(0, str(REPO / "workflow"))
+        from trtpipe.backends.tensorrt import trtexec_flags
+
+        major = int(trt_version.split(".")[0])
+        for transfers, graph in sorted(set(zip(trt["transfers_included"].astype(bool), trt["cuda_graph"].astype(bool)))):
+            print(f"trtexec {trt_version} ran with {' '.join(trtexec_flags(major, transfers, graph)) or 'its defaults'} "
+                  f"for rows with transfers={transfers}, cuda_graph={graph}")
         ratio = compared["compute_ms_median"] / compared["trtexec_compute_ms_median"]
         print(f"ours / trtexec median compute: min {ratio.min():.3f}, median {ratio.median():.3f}, max {ratio.max():.3f}")
         if not ratio.between(0.8, 1.25).all():

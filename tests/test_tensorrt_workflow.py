@@ -1,8 +1,9 @@
 """The TensorRT engine and benchmark stages run through the whole workflow against the strict doubles
-(tests/doubles; see tests/test_tensorrt_contract.py for the rules they enforce), and without TensorRT.
-Nothing here runs real TensorRT."""
+(tests/doubles; see tests/test_tensorrt_contract.py for the rules they enforce), with the fake trtexec on
+PATH, and without TensorRT. Nothing here runs real TensorRT."""
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -12,17 +13,20 @@ from helpers import TEXT_MODEL, copy_workflow, snakemake, tiny_config
 pytestmark = pytest.mark.workflow
 
 
-def trt_config(combine: bool) -> dict:
-    config = tiny_config(tiny_text={**TEXT_MODEL, "precisions": ["fp32", "fp16", "int8"]})
+def trt_config(combine: bool, precisions=("fp32", "fp16", "int8")) -> dict:
+    config = tiny_config(tiny_text={**TEXT_MODEL, "precisions": list(precisions)})
     config["sweep"]["backends"] = ["onnxruntime", "tensorrt"]
     config["tensorrt"] = {"combine_profiles": combine, "workspace_gib": 1, "timing_cache_dir": "results/timing_cache"}
     return config
 
 
-@pytest.mark.parametrize("version, combine", [("10.13.0", False), ("11.4.1", True)])
-def test_sweep_with_tensorrt_double(tmp_path, version, combine):
-    workdir = copy_workflow(tmp_path, trt_config(combine))
-    env = {"PYTHONPATH": str(workdir / "tests/doubles"), "TRTPIPE_TEST_DEVICE": "fake_cuda", "TRT_DOUBLE_VERSION": version}
+@pytest.mark.parametrize("version, combine, tf32", [("10.13.0", False, False), ("11.4.1", True, True)])
+def test_sweep_with_tensorrt_double(tmp_path, version, combine, tf32):
+    precisions = ("fp32", "tf32", "fp16", "int8") if tf32 else ("fp32", "fp16", "int8")
+    workdir = copy_workflow(tmp_path, trt_config(combine, precisions))
+    env = {"PYTHONPATH": str(workdir / "tests/doubles"), "TRTPIPE_TEST_DEVICE": "fake_cuda", "TRT_DOUBLE_VERSION": version,
+           "PATH": f"{workdir / 'tests/doubles/bin'}{os.pathsep}{os.environ['PATH']}",  # the fake trtexec
+           "TRTEXEC_DOUBLE_LOG": str(tmp_path / "trtexec.jsonl")}
     snakemake(workdir, "--cores", "2", env=env)
     results = workdir / "results"
     engines = sorted(p.name for p in (results / "tiny_text/engines/tensorrt").glob("*.engine"))
@@ -32,16 +36,27 @@ def test_sweep_with_tensorrt_double(tmp_path, version, combine):
         assert "dynamic.fp16.small.engine" in engines and "dynamic.int8.latency.engine" in engines
     sidecar = json.loads((results / "tiny_text/engines/tensorrt/static-b2.int8.static.json").read_text())
     assert sidecar["backend_version"] == version and sidecar["strongly_typed"] and sidecar["device"] == "Fake GPU (tests)"
+    assert not json.loads((results / "tiny_text/engines/tensorrt/static-b1.fp32.static.json").read_text())["tf32"]
+    if tf32:  # built from the fp32 ONNX with TF32 allowed (there is no .sim.tf32.onnx)
+        tf32_sidecar = json.loads((results / "tiny_text/engines/tensorrt/static-b1.tf32.static.json").read_text())
+        assert tf32_sidecar["tf32"] and tf32_sidecar["source"].endswith("static-b1.sim.onnx")
+        assert not list((results / "tiny_text/onnx").glob("*.tf32.onnx"))
     bench = pd.read_csv(results / "summary/benchmarks.csv")
     trt_rows = bench[bench["backend"] == "tensorrt"]
+    ort_rows = bench[bench["backend"] == "onnxruntime"]
     # the same engines and batches as ONNX Runtime: static b1, b2; latency b1; small b1, b2 per precision
-    assert len(trt_rows) == len(bench[bench["backend"] == "onnxruntime"]) == 15
-    assert set(trt_rows["precision"]) == {"fp32", "fp16", "int8"} and (trt_rows["compute_ms_median"] > 0).all()
+    assert len(ort_rows) == 15 and len(trt_rows) == 15 + 5 * tf32
+    assert set(trt_rows["precision"]) == set(precisions) and (trt_rows["compute_ms_median"] > 0).all()
     assert trt_rows["transfers_included"].all() and not trt_rows["cuda_graph"].any()
     assert set(trt_rows[trt_rows["variant"] == "dynamic"]["profile"]) == {"latency", "small"}
+    # trtexec cross-checked every row, every profile (--useProfile), timing what we timed on this version
+    assert (trt_rows["trtexec_compute_ms_median"] == 0.5).all()
+    runs = [json.loads(line) for line in (tmp_path / "trtexec.jsonl").read_text().splitlines()]
+    assert len(runs) == len(trt_rows) and all(r["transfers"] and not r["cuda_graph"] for r in runs)
+    assert {r["profile"] for r in runs} == ({0, 1} if combine else {0})
     accuracy = pd.read_csv(results / "summary/accuracy.csv")
     engines_acc = accuracy[(accuracy["stage"] == "engine") & (accuracy["backend"] == "tensorrt")]
-    assert engines_acc["passed"].all() and set(engines_acc["precision"]) == {"fp32", "fp16", "int8"}
+    assert engines_acc["passed"].all() and set(engines_acc["precision"]) == set(precisions)
     assert "tensorrt" in (results / "summary/report.html").read_text()
     assert list((results / "timing_cache").glob(f"*trt{version}.cache"))
 

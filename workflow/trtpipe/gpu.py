@@ -2,9 +2,13 @@
 CUDA API (no pycuda) and the timing harness.
 
 The harness follows trtexec: warm up by time, then time iterations until both a minimum duration
-and a minimum count are reached, rotating over input sets. Each iteration records CUDA events around
-host-to-device copies, compute and device-to-host copies separately, and the host time spent
-enqueuing the compute; compute may be replayed from a CUDA graph.
+and a minimum count are reached, rotating over input sets. Each iteration first lets the step bind
+its buffers (host work outside every timed region), then records CUDA events around host-to-device
+copies, compute and device-to-host copies separately, and the host time spent enqueuing the compute;
+compute may be replayed from a CUDA graph. One inference is in flight at a time (each iteration waits
+for its last event); trtexec keeps two per stream, so it can hide host gaps between inferences that
+ours shows. A CUDA graph that cannot be captured falls back to plain launches, as trtexec does, and
+the row says so.
 
 `TRTPIPE_TEST_DEVICE` (tests only) names a module whose `Device` class stands in for the CUDA
 device, so the TensorRT backend can be exercised against a test double on a machine without a GPU.
@@ -70,16 +74,20 @@ class CudaDevice:
         return _TorchBuffer(self.torch.empty(tuple(shape), dtype=_torch_dtype(self.torch, dtype), pin_memory=True))
 
     def copy(self, dst, src, stream) -> None:
-        with self.torch.cuda.stream(stream.raw):
-            dst.raw.copy_(src.raw, non_blocking=True)
+        """Enqueue a copy on `stream`, which must be the current stream (`use(stream)`, entered once by the
+        harness and the runners): entering a stream context per copy cost ~15 us of host time inside the
+        timed H2D/D2H regions, the cost the harness already removed from compute."""
+        dst.raw.copy_(src.raw, non_blocking=True)
 
     def event(self):
         return _TorchEvent(self.torch.cuda.Event(enable_timing=True))
 
     def capture(self, fn: Callable[[], None], stream):
-        """A CUDA graph of `fn` as enqueued on `stream`; replaying it repeats the same work."""
+        """A CUDA graph of `fn` as enqueued on `stream`; replaying it repeats the same work. Captured in
+        thread-local mode, as trtexec does (cudaStreamCaptureModeThreadLocal, samples/common/sampleDevice.h),
+        so CUDA calls of other threads cannot invalidate it; a failed capture raises (the harness falls back)."""
         graph = self.torch.cuda.CUDAGraph()
-        with self.torch.cuda.graph(graph, stream=stream.raw):
+        with self.torch.cuda.graph(graph, stream=stream.raw, capture_error_mode="thread_local"):
             fn()
         return graph
 
@@ -101,6 +109,7 @@ class _TorchBuffer:
         self.raw = raw
         self.ptr = raw.data_ptr()
         self.shape = tuple(raw.shape)
+        self.nbytes = raw.numel() * raw.element_size()
 
     def numpy(self) -> np.ndarray:
         return self.raw.cpu().numpy() if self.raw.is_cuda else self.raw.numpy()
@@ -252,6 +261,7 @@ class GpuStep:
     upload: Callable[[], None]  # host -> device copies of the inputs
     compute: Callable[[], None]  # the inference
     download: Callable[[], None]  # device -> host copies of the outputs
+    prepare: Callable[[], None] = lambda: None  # host-side binding (shapes, addresses), before the start event
 
 
 @dataclass
@@ -264,7 +274,8 @@ class GpuMeasurement:
     wall_s: float
     warmup_iterations: int
     transfers: bool
-    cuda_graph: bool
+    cuda_graph: bool  # compute was replayed from CUDA graphs (False after a failed capture)
+    notes: tuple[str, ...] = ()  # what the harness changed, e.g. a failed CUDA graph capture
 
 
 def measure_gpu(device, stream, steps: Sequence[GpuStep], settings: TimingSettings, transfers: bool = True,
@@ -280,12 +291,24 @@ def measure_gpu(device, stream, steps: Sequence[GpuStep], settings: TimingSettin
 
 def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_graph, clock) -> GpuMeasurement:
     computes = [s.compute for s in steps]
+    notes: list[str] = []
     for s in steps:  # inputs in place before any capture or timing; lazy initialisation happens here
+        s.prepare()
         s.upload()
         s.compute()
     stream.synchronize()
     if cuda_graph:
-        computes = [device.capture(s.compute, stream).replay for s in steps]
+        try:
+            graphs = []
+            for s in steps:
+                s.prepare()
+                graphs.append(device.capture(s.compute, stream).replay)
+            computes = graphs
+        except Exception as exc:  # trtexec: "CUDA graph capture failed. The inference will be launched without ..."
+            log.warning("CUDA graph capture failed (%s); timing plain launches instead", exc)
+            notes.append(f"CUDA graph capture failed ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+                         f"timed without a graph")
+            cuda_graph = False
         stream.synchronize()
     events = [device.event() for _ in range(4)]
     n = len(steps)
@@ -293,6 +316,7 @@ def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_
     def iteration(k: int) -> tuple[float, float, float, float]:
         step, compute = steps[k % n], computes[k % n]
         e0, e1, e2, e3 = events
+        step.prepare()  # binding is host work TensorRT does before its kernels: not timed, as trtexec does not
         e0.record(stream)
         if transfers:
             step.upload()
@@ -323,7 +347,7 @@ def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_
     wall = clock() - loop_start
     h2d, compute, d2h, enqueue = (np.asarray(col) for col in zip(*samples))
     latency = h2d + compute + d2h if transfers else compute
-    return GpuMeasurement(latency, h2d, compute, d2h, enqueue, wall, warmup, transfers, cuda_graph)
+    return GpuMeasurement(latency, h2d, compute, d2h, enqueue, wall, warmup, transfers, cuda_graph, tuple(notes))
 
 
 GPU_COLUMNS = ["h2d_ms_median", "compute_ms_median", "d2h_ms_median", "enqueue_ms_median", "compute_cv", "warnings"]
@@ -336,7 +360,7 @@ def summarize_gpu(m: GpuMeasurement, batch: int, cv_threshold: float) -> dict[st
     compute = float(np.median(m.compute_ms))
     compute_cv = float(m.compute_ms.std(ddof=1) / m.compute_ms.mean()) if m.compute_ms.size > 1 and m.compute_ms.mean() > 0 else 0.0
     h2d, d2h, enqueue = (float(np.median(a)) for a in (m.h2d_ms, m.d2h_ms, m.enqueue_ms))
-    warnings = []
+    warnings = list(m.notes)
     if not m.cuda_graph and enqueue >= LAUNCH_BOUND * compute:
         warnings.append(f"launch-bound: enqueue {enqueue:.3f} ms vs GPU compute {compute:.3f} ms; try CUDA graphs")
     if m.transfers and h2d + d2h >= compute:
@@ -344,6 +368,6 @@ def summarize_gpu(m: GpuMeasurement, batch: int, cv_threshold: float) -> dict[st
     if compute_cv > cv_threshold:
         warnings.append(f"unstable: compute cv {compute_cv:.1%} > {cv_threshold:.1%}")
     # DESIGN: on the GPU, stability is judged on compute time (copies and the host add their own noise).
-    stats.update(unstable=compute_cv > cv_threshold, h2d_ms_median=h2d, compute_ms_median=compute, d2h_ms_median=d2h,
+    stats.update(cuda_graph=m.cuda_graph, unstable=compute_cv > cv_threshold, h2d_ms_median=h2d, compute_ms_median=compute, d2h_ms_median=d2h,
                  enqueue_ms_median=enqueue, compute_cv=compute_cv, warnings="; ".join(warnings))
     return stats

@@ -126,9 +126,10 @@ register(Backend(
 ))
 register(Backend(
     name="tensorrt", module="trtpipe.backends.tensorrt", rule="tensorrt", engine_suffix="engine",
-    precisions=("fp32", "fp16", "bf16", "int8", "fp8"), source=ONNX_SOURCE, gpu=True, section="tensorrt",
+    # fp32 clears BuilderFlag.TF32 (on by default); tf32 allows it, built from the fp32 ONNX
+    precisions=("fp32", "tf32", "fp16", "bf16", "int8", "fp8"), source=ONNX_SOURCE, gpu=True, section="tensorrt",
     library="TensorRT", conda_env="tensorrt.yaml", dag_identity=_tensorrt_identity, combine_option="combine_profiles",
-    fp32_math="tf32", extra_columns=("trtexec_compute_ms_median",),
+    fp32_math="fp32", extra_columns=("trtexec_compute_ms_median",),
 ))
 for _mode in ("cuda", "cuda_graph"):
     # Q/DQ runs as fake-quant on the CUDA EP (no CUDA QLinearConv in 1.31.1): int8 is correct there, not faster.

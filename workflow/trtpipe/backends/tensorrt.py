@@ -1,22 +1,32 @@
-"""TensorRT backend, written against the documented Python API of TensorRT 10.x and 11.x.
+"""TensorRT backend, written against the documented Python API of TensorRT 10.x and 11.x and built on
+Polygraphy's TensorRT loaders (which NVIDIA maintains against each TensorRT release).
 
 NOTHING HERE HAS RUN ON REAL TENSORRT: no machine this project can reach has it. The module is
 proven by contract tests against strict test doubles of the 10.x and 11.x APIs (tests/doubles/),
 which enforce the documented semantics cited there.
 
-Builder: the precision ONNX is parsed into a strongly typed network (11.x removed the FP16/INT8/BF16
-builder flags and calibrators; precision lives in the ONNX: AutoCast casts, Q/DQ nodes). One
-optimization profile per engine, or several in one engine; workspace limit, builder optimization
-level, and a timing cache keyed by GPU, compute capability and TensorRT version.
+Builder (Polygraphy): NetworkFromOnnxPath parses the precision ONNX into a strongly typed network
+(11.x removed the FP16/INT8/BF16 builder flags and calibrators; precision lives in the ONNX: AutoCast
+casts, Q/DQ nodes); CreateConfig sets one optimization profile per requested profile (Polygraphy's
+Profile, which gives shape-tensor inputs value ranges through set_shape_input), the workspace limit,
+the builder optimization level, TF32 off unless the precision is `tf32` (TensorRT turns it on by
+default), and a timing cache keyed by GPU, compute capability and TensorRT version;
+EngineBytesFromNetwork builds and merges the timing cache back under a file lock, so concurrent
+builds add to it instead of overwriting each other; SaveEngine writes the engine. What Polygraphy does
+not do stays here: strong typing checks, profile checks with messages naming the input, the sidecar
+fields, foreign-engine refusal (base.Runner), one execution context per profile.
 
-Runner: deserialize, one execution context per profile (`set_optimization_profile_async`),
-`set_input_shape` for every input (shapes outside the profile are refused with its range),
-`set_tensor_address` for every I/O tensor, `execute_async_v3` on a stream. Buffers, copies, events
-and CUDA graphs go through PyTorch's CUDA API (trtpipe/gpu.py).
+Runner: deserialize, one execution context per profile (`set_optimization_profile_async`). Each
+input set is a GpuStep whose `prepare` (run before the timed region starts) sets every input's shape,
+binds every address (shape-tensor inputs: host memory) and attaches an IOutputAllocator to outputs
+whose size depends on the data; `compute` is `execute_async_v3` alone. Buffers, copies, events and
+CUDA graphs go through PyTorch's CUDA API (trtpipe/gpu.py). Engines with data-dependent outputs are
+never captured into CUDA graphs; a failed capture falls back to plain launches (gpu.measure_gpu).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -31,7 +41,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, EngineMismatch, ProfileError, TrtpipeError
 from ..gpu import GpuStep, get_device, measure_gpu, summarize_gpu
-from ..io import atomic_path
+from ..spec import Shape, check_shapes_in_profile
 from .base import BuildRequest, Runner as BaseRunner, gpu_description
 
 log = logging.getLogger(__name__)
@@ -54,8 +64,25 @@ def _trt():
     return trt
 
 
+def _polygraphy():
+    try:
+        from polygraphy.backend.trt import (CreateConfig, EngineBytesFromNetwork, EngineFromBytes, NetworkFromOnnxPath,
+                                            Profile, SaveEngine)
+        from polygraphy.exception import PolygraphyException
+        from polygraphy.logger import G_LOGGER
+    except ImportError as exc:
+        raise BackendUnavailable("Polygraphy is not installed next to TensorRT (import polygraphy failed); fix: pip install "
+                                 "polygraphy==0.53.6 (envs/tensorrt.yaml lists it).") from exc
+    return (NetworkFromOnnxPath, CreateConfig, EngineBytesFromNetwork, EngineFromBytes, SaveEngine, Profile,
+            PolygraphyException, G_LOGGER)
+
+
 def version() -> str:
     return _trt().__version__
+
+
+def major(trt) -> int:
+    return int(trt.__version__.split(".")[0])
 
 
 def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
@@ -99,64 +126,153 @@ def timing_cache_path(cache_dir: str | Path, info: dict[str, Any], trt_version: 
     return Path(cache_dir) / f"{key}.cache"
 
 
+@contextlib.contextmanager
+def _quiet(G_LOGGER):
+    """Polygraphy's INFO lines (profiles, the configuration) would flood the job log; keep warnings and errors."""
+    with G_LOGGER.verbosity(G_LOGGER.WARNING):
+        yield
+
+
+def _check_triple(onnx_path, profile_name: str, name: str, triple) -> None:
+    """min <= opt <= max in every dimension, same rank: what set_shape would refuse with a bare RuntimeError."""
+    lo, opt, hi = (tuple(int(d) for d in s) for s in triple)
+    if not (len(lo) == len(opt) == len(hi)) or not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
+        raise ProfileError(f"{onnx_path}: profile {profile_name!r} gives input {name!r} min {lo}, opt {opt}, max {hi}, "
+                           f"which is not min <= opt <= max in every dimension (TensorRT's set_shape refuses it); fix: "
+                           f"order the profile's min/opt/max batch sizes and the input's dynamic ranges.")
+
+
+def shape_tensor_values(request: BuildRequest, tensor) -> tuple[list[int], list[int], list[int]]:
+    """min/opt/max values of a shape-tensor input (its values, not its dims, vary): every element over the
+    input's `range` [low, high), the values the benchmark's random inputs draw from."""
+    spec = next((i for i in request.spec.inputs if i.name == tensor.name), None)
+    dims = tuple(int(d) for d in tensor.shape)
+    if spec is None or spec.range is None or spec.dtype not in ("int64", "int32") or any(d < 0 for d in dims):
+        raise TrtpipeError(f"{request.source}: input {tensor.name!r} is a shape tensor (its values set shapes inside the "
+                           f"network), so TensorRT needs the range of its values at build time; fix: declare it as an "
+                           f"int64/int32 input with `range: [low, high]` and a fixed length.")
+    count = dims[0] if dims else 1
+    low, high = int(spec.range[0]), int(spec.range[1]) - 1
+    return [low] * count, [(low + high) // 2] * count, [high] * count
+
+
 def build(request: BuildRequest) -> dict[str, Any]:
     """Build a strongly typed engine with one optimization profile per requested profile."""
-    onnx_path, engine_path, options, precision = request.source, request.engine_path, request.options, request.precision
-    profiles = request.profiles
-    shapes = [request.shapes(p) for p in profiles]
+    onnx_path, options, precision = str(request.source), request.options, request.precision
     trt = _trt()
+    (NetworkFromOnnxPath, CreateConfig, EngineBytesFromNetwork, EngineFromBytes, SaveEngine, PgProfile,
+     PolygraphyException, G_LOGGER) = _polygraphy()
     device = get_device()
-    logger = _logger(trt)
-    builder = trt.Builder(logger)
-    # Required for strong typing on 10.x; accepted and ignored on 11.x, where every network is strongly typed.
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        raise TrtpipeError(parser_errors(parser, onnx_path))
+    with _quiet(G_LOGGER):
+        try:
+            builder, network, parser = NetworkFromOnnxPath(onnx_path, strongly_typed=True)()
+        except PolygraphyException:  # Polygraphy says "Could not parse ONNX correctly": name the nodes
+            again = trt.OnnxParser(trt.Builder(_logger(trt)).create_network(0), _logger(trt))
+            again.parse_from_file(onnx_path)
+            raise TrtpipeError(parser_errors(again, onnx_path)) from None
+    if hasattr(network, "get_flag") and major(trt) == 10 and not network.get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED):
+        raise TrtpipeError(f"{onnx_path}: the network is not strongly typed; fix: update Polygraphy (>= 0.49).")
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
 
-    config = builder.create_builder_config()
-    workspace = int(options["workspace_gib"] * 2**30)
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
-    config.builder_optimization_level = int(options["optimization_level"])
+    profiles, shape_values = [], {}
+    for profile in request.profiles:
+        shapes = request.shapes(profile)
+        pg_profile = PgProfile()
+        for tensor in inputs:
+            if tensor.is_shape_tensor:  # Polygraphy's Profile.to_trt calls set_shape_input for these
+                values = shape_tensor_values(request, tensor)
+                shape_values.setdefault(profile.name, {})[tensor.name] = [list(v) for v in values]
+                pg_profile.add(tensor.name, *values)
+                continue
+            if tensor.name not in shapes:
+                raise TrtpipeError(f"{onnx_path}: the network input {tensor.name!r} has no shapes in profile "
+                                   f"{profile.name!r}; fix: configure every model input.")
+            _check_triple(onnx_path, profile.name, tensor.name, shapes[tensor.name])
+            pg_profile.add(tensor.name, *shapes[tensor.name])
+        profiles.append(pg_profile)
+
     cache_file = timing_cache_path(options["timing_cache_dir"], device.info, trt.__version__)
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.exists() else b"")
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
-        log.warning("timing cache %s was made elsewhere (another GPU or TensorRT); starting a new one", cache_file)
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)  # Polygraphy's lock file goes beside it
+    tf32 = precision == "tf32"
+    workspace = int(options["workspace_gib"] * 2**30)
+    level = int(options["optimization_level"])
+    with _quiet(G_LOGGER):
+        create = CreateConfig(tf32=tf32, profiles=profiles, memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace},
+                              builder_optimization_level=level, load_timing_cache=str(cache_file))
 
-    inputs = [network.get_input(i).name for i in range(network.num_inputs)]
-    for profile, triple in zip(profiles, shapes):
-        missing = [name for name in inputs if name not in triple]
-        if missing:
-            raise TrtpipeError(f"{onnx_path}: the network input {missing[0]!r} has no shapes in profile {profile.name!r}; "
-                               f"fix: configure every model input.")
-        opt_profile = builder.create_optimization_profile()
-        for name in inputs:
-            lo, opt, hi = triple[name]
-            opt_profile.set_shape(name, lo, opt, hi)
-        if config.add_optimization_profile(opt_profile) < 0:
-            raise TrtpipeError(f"{onnx_path}: TensorRT rejected optimization profile {profile.name!r} ({triple}); fix: check "
-                               f"its min <= opt <= max against the model's input shapes.")
+    def make_config(builder, network):
+        try:
+            config = create(builder, network)
+        except (RuntimeError, PolygraphyException) as exc:  # set_shape / set_shape_input refused a profile
+            raise ProfileError(f"{onnx_path}: TensorRT refused an optimization profile ({exc}); fix: check each input's "
+                               f"min <= opt <= max against the model's input shapes.") from None
+        if config.num_optimization_profiles != len(profiles):  # Polygraphy ignores add_optimization_profile's -1
+            raise ProfileError(f"{onnx_path}: TensorRT accepted {config.num_optimization_profiles} of {len(profiles)} "
+                               f"optimization profiles; fix: check each profile's min <= opt <= max.")
+        if config.get_flag(trt.BuilderFlag.TF32) != tf32:  # Polygraphy skips clear_flag where TF32 is missing
+            raise TrtpipeError(f"{onnx_path}: could not {'allow' if tf32 else 'clear'} BuilderFlag.TF32 on TensorRT "
+                               f"{trt.__version__}; fix: report this TensorRT version.")
+        return config
 
     start = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
-    build_s = time.perf_counter() - start
-    if serialized is None:
-        raise TrtpipeError(f"{onnx_path}: TensorRT could not build the engine (see the log for its errors); fix: raise "
-                           f"tensorrt.workspace_gib or lower tensorrt.optimization_level, or check the ops it names.")
-    with open(engine_path, "wb") as fh:
-        fh.write(serialized)
-    with atomic_path(cache_file) as tmp:  # reused by later builds on the same GPU and TensorRT
-        tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-
-    engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+    with _quiet(G_LOGGER):
+        try:
+            serialized = EngineBytesFromNetwork((builder, network, parser), config=make_config,
+                                                save_timing_cache=str(cache_file))()
+        except PolygraphyException as exc:
+            raise TrtpipeError(f"{onnx_path}: TensorRT could not build the engine ({str(exc).strip()[:300]}; see the log "
+                               f"for its errors); fix: raise tensorrt.workspace_gib or lower tensorrt.optimization_level, "
+                               f"or check the ops it names.") from None
+        build_s = time.perf_counter() - start
+        engine = EngineFromBytes(serialized)()
+        SaveEngine(engine, str(request.engine_path))()
     memory = getattr(engine, "device_memory_size_v2", None)  # 11.x removed device_memory_size
     if memory is None:
         memory = engine.device_memory_size
-    log.info("built a %s engine with %d profile(s) in %.1fs (TensorRT %s)", precision, len(shapes), build_s, trt.__version__)
-    return {"strongly_typed": True, "workspace_bytes": workspace, "optimization_level": config.builder_optimization_level,
-            "timing_cache": str(cache_file), "device_memory_bytes": int(memory), "layers": engine.num_layers,
-            "build_seconds": build_s, **{f"gpu_{k}": v for k, v in device.info.items()}}
+    log.info("built a %s engine with %d profile(s) in %.1fs (TensorRT %s, TF32 %s)", precision, len(profiles), build_s,
+             trt.__version__, "allowed" if tf32 else "off")
+    fields = {"strongly_typed": True, "tf32": tf32, "workspace_bytes": workspace, "optimization_level": level,
+              "timing_cache": str(cache_file), "device_memory_bytes": int(memory), "layers": engine.num_layers,
+              "build_seconds": build_s, **{f"gpu_{k}": v for k, v in device.info.items()}}
+    if shape_values:
+        fields["shape_tensor_values"] = shape_values
+    return fields
+
+
+def trtexec_flags(trt_major: int, transfers: bool, cuda_graph: bool) -> list[str]:
+    """trtexec flags that make it time what our harness timed. Defaults differ by major version
+    (samples/common/sampleOptions.h): 10.x graph off, spin wait off, transfers on; 11.0 turned graphs
+    and spin wait on and transfers off, made --useCudaGraph/--useSpinWait/--noDataTransfers no-ops and
+    added --noCudaGraph/--noSpinWait/--includeDataTransfers, which 10.x rejects as unknown options
+    (fatal). Our harness spin-waits on its events, so 10.x gets --useSpinWait."""
+    if trt_major >= 11:
+        return [*([] if cuda_graph else ["--noCudaGraph"]), *(["--includeDataTransfers"] if transfers else [])]
+    return ["--useSpinWait", *(["--useCudaGraph"] if cuda_graph else []), *([] if transfers else ["--noDataTransfers"])]
+
+
+def _output_allocator(trt, device):
+    """An IOutputAllocator (after Polygraphy's TrtRunner): raw device buffers grown on request, shapes as
+    TensorRT reports them once it knows them."""
+
+    class OutputAllocator(trt.IOutputAllocator):
+        def __init__(self):
+            trt.IOutputAllocator.__init__(self)
+            self.buffers: dict[str, Any] = {}
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def reallocate_output(self, tensor_name, memory, size, alignment):
+            buf = self.buffers.get(tensor_name)
+            if buf is None or buf.nbytes < size:
+                buf = self.buffers[tensor_name] = device.empty((int(size),), np.uint8)
+            return buf.ptr
+
+        def reallocate_output_async(self, tensor_name, memory, size, alignment, stream):
+            return self.reallocate_output(tensor_name, memory, size, alignment)
+
+        def notify_shape(self, tensor_name, shape):
+            self.shapes[tensor_name] = tuple(int(d) for d in shape)
+
+    return OutputAllocator()
 
 
 class Runner(BaseRunner):
@@ -176,73 +292,157 @@ class Runner(BaseRunner):
         self.context = self.engine.create_execution_context()
         self.context.set_optimization_profile_async(self.profile_index, self.stream.handle)
         self.stream.synchronize()
-        tensors = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input_names = [t for t in tensors if self.engine.get_tensor_mode(t) == trt.TensorIOMode.INPUT]
-        self.output_names = [t for t in tensors if self.engine.get_tensor_mode(t) == trt.TensorIOMode.OUTPUT]
-        self.dtypes = {t: _numpy_dtype(trt, self.engine.get_tensor_dtype(t)) for t in tensors}
-        self.ranges = {t: tuple(tuple(int(d) for d in dims) for dims in self.engine.get_tensor_profile_shape(t, self.profile_index))
-                       for t in self.input_names}
+        engine = self.engine
+        tensors = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.input_names = [t for t in tensors if engine.get_tensor_mode(t) == trt.TensorIOMode.INPUT]
+        self.output_names = [t for t in tensors if engine.get_tensor_mode(t) == trt.TensorIOMode.OUTPUT]
+        self.dtypes = {t: _numpy_dtype(trt, engine.get_tensor_dtype(t)) for t in tensors}
+        # shape-tensor inputs: host memory, and a range of values rather than of shapes
+        self.shape_inputs = [t for t in self.input_names if engine.is_shape_inference_io(t)]
+        self.ranges = {t: tuple(tuple(int(d) for d in dims) for dims in engine.get_tensor_profile_shape(t, self.profile_index))
+                       for t in self.input_names if t not in self.shape_inputs}
+        self.value_ranges = {t: tuple(tuple(int(v) for v in vals) for vals in
+                                      engine.get_tensor_profile_values(self.profile_index, t))  # positional: see the double
+                             for t in self.shape_inputs}
+        self.cuda_graph_used = bool(self.options["cuda_graph"])
 
-    def _step(self, feeds: dict[str, np.ndarray]) -> tuple[GpuStep, dict[str, Any]]:
-        """Buffers for one input set; its compute binds them and enqueues execute_async_v3."""
+    # --- checks -------------------------------------------------------------------------------
+    def check(self, feeds: dict[str, np.ndarray]) -> None:
+        """Shapes inside the profile; shape-tensor inputs: values inside the profile's value range."""
+        plain = {n: a.shape for n, a in feeds.items() if n not in self.shape_inputs}
+        ranges = {n: r for n, r in self.profile.ranges.items() if n not in self.shape_inputs}
+        check_shapes_in_profile(plain, ranges, self.engine_path, self.profile.name)
+        for name in self.shape_inputs:
+            if name not in feeds:
+                raise ProfileError(f"{self.engine_path}: no values given for shape-tensor input {name!r}; fix: feed it.")
+            lo, _, hi = self.value_ranges[name]
+            values = [int(v) for v in np.asarray(feeds[name]).reshape(-1)]
+            if len(values) != len(lo) or not all(a <= v <= b for a, v, b in zip(lo, values, hi)):
+                raise ProfileError(f"{self.engine_path}: values {values} of shape-tensor input {name!r} are outside profile "
+                                   f"{self.profile.name!r} (min {list(lo)}, max {list(hi)}); fix: use values inside it.")
+
+    def _fail(self, what: str) -> None:
+        raise TrtpipeError(f"{self.engine_path}: {what} (see TensorRT's log above); fix: check the engine and its inputs.")
+
+    def _bind_inputs(self, shapes: dict[str, Shape], buffers: dict[str, Any]) -> None:
+        context = self.context
         for name in self.input_names:
-            if not self.context.set_input_shape(name, tuple(feeds[name].shape)):
-                raise ProfileError(f"{self.engine_path}: TensorRT refused shape {feeds[name].shape} for input {name!r} in "
-                                   f"profile {self.profile.name!r} (range {self.ranges[name]}); fix: use a shape inside it.")
-        host_in = {n: self.device.pinned(feeds[n].astype(self.dtypes[n], copy=False)) for n in self.input_names}
-        dev = {n: self.device.empty(feeds[n].shape, self.dtypes[n]) for n in self.input_names}
-        out_shapes = {n: tuple(int(d) for d in self.context.get_tensor_shape(n)) for n in self.output_names}
-        dev.update({n: self.device.empty(out_shapes[n], self.dtypes[n]) for n in self.output_names})
-        host_out = {n: self.device.pinned_empty(out_shapes[n], self.dtypes[n]) for n in self.output_names}
-        context, stream = self.context, self.stream
+            if not context.set_input_shape(name, shapes[name]):
+                raise ProfileError(f"{self.engine_path}: TensorRT refused shape {shapes[name]} for input {name!r} in profile "
+                                   f"{self.profile.name!r} (range {self.ranges.get(name, self.value_ranges.get(name))}); "
+                                   f"fix: use a shape inside it.")
+            if not context.set_tensor_address(name, buffers[name].ptr):
+                self._fail(f"set_tensor_address refused input {name!r}")
+
+    # --- one input set ------------------------------------------------------------------------
+    def _step(self, feeds: dict[str, np.ndarray]):
+        """(GpuStep, results, data_dependent, ran) for one input set. `prepare` binds shapes, addresses and output
+        allocators when the step runs (another step may have bound its own since); `compute` only enqueues.
+        Call inside device.use(self.stream)."""
+        device, context, stream = self.device, self.context, self.stream
+        arrays = {n: np.ascontiguousarray(feeds[n], dtype=self.dtypes[n]) for n in self.input_names}
+        shapes = {n: tuple(a.shape) for n, a in arrays.items()}
+        host_in = {n: device.pinned(arrays[n]) for n in self.input_names}
+        # shape-tensor inputs are read by TensorRT from host memory at enqueue: their pinned buffer is their address
+        dev = {n: host_in[n] if n in self.shape_inputs else device.empty(shapes[n], self.dtypes[n]) for n in self.input_names}
+        uploads = [n for n in self.input_names if n not in self.shape_inputs]
+        self._bind_inputs(shapes, dev)  # to learn the output shapes; prepare() binds again when the step runs
+        out_shapes = {n: tuple(int(d) for d in context.get_tensor_shape(n)) for n in self.output_names}
+        dynamic = [n for n in self.output_names if any(d < 0 for d in out_shapes[n])]  # sizes known only by running
+        fixed = [n for n in self.output_names if n not in dynamic]
+        dev.update({n: device.empty(out_shapes[n], self.dtypes[n]) for n in fixed})
+        host_out = {n: device.pinned_empty(out_shapes[n], self.dtypes[n]) for n in fixed}
+        allocator = _output_allocator(self.trt, device) if dynamic else None
+        raw_out: dict[str, Any] = {}
+
+        def prepare() -> None:
+            self._bind_inputs(shapes, dev)
+            for n in fixed:
+                if not context.set_tensor_address(n, dev[n].ptr):
+                    self._fail(f"set_tensor_address refused output {n!r}")
+            for n in dynamic:
+                if not context.set_output_allocator(n, allocator):
+                    self._fail(f"set_output_allocator refused output {n!r}")
+
+        def upload() -> None:
+            for n in uploads:
+                device.copy(dev[n], host_in[n], stream)
 
         def compute() -> None:
-            for name, buf in dev.items():
-                context.set_tensor_address(name, buf.ptr)
             if not context.execute_async_v3(stream.handle):
-                raise TrtpipeError(f"{self.engine_path}: execute_async_v3 failed (see the log); fix: check the engine and inputs.")
+                self._fail("execute_async_v3 failed")
 
-        step = GpuStep(
-            upload=lambda: [self.device.copy(dev[n], host_in[n], stream) for n in self.input_names],
-            compute=compute,
-            download=lambda: [self.device.copy(host_out[n], dev[n], stream) for n in self.output_names],
-        )
-        return step, host_out
+        def download() -> None:
+            for n in fixed:
+                device.copy(host_out[n], dev[n], stream)
+            for n in dynamic:  # the whole allocation TensorRT asked for; the notified shape says how much is output
+                buf = allocator.buffers[n]
+                if n not in raw_out or raw_out[n].nbytes != buf.nbytes:
+                    raw_out[n] = device.pinned_empty((buf.nbytes,), np.uint8)
+                device.copy(raw_out[n], buf, stream)
+
+        def results() -> list[np.ndarray]:
+            out = []
+            for n in self.output_names:
+                if n in fixed:
+                    out.append(host_out[n].numpy().copy())
+                else:
+                    shape, dtype = allocator.shapes[n], self.dtypes[n]
+                    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    out.append(raw_out[n].numpy()[:nbytes].view(dtype).reshape(shape).copy())
+            return out
+
+        step = GpuStep(upload=upload, compute=compute, download=download, prepare=prepare)
+        if dynamic:  # one run now, outside any timing, so the host buffers for these outputs exist before timing
+            prepare(), upload(), compute(), download()
+            stream.synchronize()
+        return step, results, bool(dynamic), bool(dynamic)
 
     def run_impl(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        step, host_out = self._step(feeds)
-        step.upload()
-        step.compute()
-        step.download()
-        self.stream.synchronize()
-        return [host_out[n].numpy().copy() for n in self.output_names]
+        with self.device.use(self.stream):
+            step, results, _, ran = self._step(feeds)
+            if not ran:
+                step.prepare()
+                step.upload()
+                step.compute()
+                step.download()
+            self.stream.synchronize()
+        return results()
 
     def benchmark_impl(self, feed_sets: list[dict[str, np.ndarray]], settings, batch: int) -> dict[str, Any]:
-        steps = [self._step(feeds)[0] for feeds in feed_sets]
+        with self.device.use(self.stream):
+            built = [self._step(feeds) for feeds in feed_sets]
         transfers = bool(self.options["include_transfers"])
-        graph = bool(self.options["cuda_graph"])
-        stats = summarize_gpu(measure_gpu(self.device, self.stream, steps, settings, transfers, graph), batch,
-                              settings.cv_threshold)
-        stats.update(self.trtexec_check({n: a.shape for n, a in feed_sets[0].items()}))
+        data_dependent = any(b[2] for b in built)
+        graph = bool(self.options["cuda_graph"]) and not data_dependent
+        m = measure_gpu(self.device, self.stream, [b[0] for b in built], settings, transfers, graph)
+        stats = summarize_gpu(m, batch, settings.cv_threshold)
+        if self.options["cuda_graph"] and data_dependent:
+            note = "no CUDA graph: outputs whose size depends on the data (IOutputAllocator)"
+            stats["warnings"] = "; ".join(w for w in (note, stats["warnings"]) if w)
+        self.cuda_graph_used = m.cuda_graph
+        stats.update(self.trtexec_check(feed_sets[0], transfers, m.cuda_graph))
         return stats
 
-    def trtexec_check(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
-        """trtexec on the same engine and shapes, when it is on PATH: its median GPU compute time beside ours."""
+    def trtexec_check(self, feeds: dict[str, np.ndarray], transfers: bool, cuda_graph: bool) -> dict[str, Any]:
+        """trtexec on the same engine, profile and shapes, timing what we timed (transfers, CUDA graph), when it is
+        on PATH: its median GPU compute time beside ours."""
         exe = shutil.which("trtexec")
         if not exe or not self.options["trtexec"]:
             return {"trtexec_compute_ms_median": float("nan")}
-        if self.profile_index != 0:  # trtexec runs profile 0; no documented flag selects another
-            log.info("trtexec cross-check skipped: profile %s is not the engine's first", self.profile.name)
-            return {"trtexec_compute_ms_median": float("nan")}
-        spec = ",".join(f"{n}:{'x'.join(map(str, s))}" for n, s in shapes.items())
+        # shape-tensor inputs take their values in --shapes (trtexec's convention), other inputs their dims
+        spec = ",".join(f"{n}:{'x'.join(str(int(v)) for v in (np.asarray(a).reshape(-1) if n in self.shape_inputs else a.shape))}"
+                        for n, a in feeds.items())
         with tempfile.TemporaryDirectory() as tmp:
             times = Path(tmp) / "times.json"
-            cmd = [exe, f"--loadEngine={self.engine_path}", f"--shapes={spec}", "--warmUp=500", "--duration=3",
-                   f"--exportTimes={times}"]
+            cmd = [exe, f"--loadEngine={self.engine_path}", f"--shapes={spec}", f"--useProfile={self.profile_index}",
+                   "--warmUp=500", "--duration=3", f"--exportTimes={times}",
+                   *trtexec_flags(major(self.trt), transfers, cuda_graph)]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0 or not times.exists():
                 log.warning("trtexec failed (%d): %s", proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:])
                 return {"trtexec_compute_ms_median": float("nan")}
+            log.info("trtexec: %s", " ".join(cmd[1:]))
             return {"trtexec_compute_ms_median": trtexec_median_compute(json.loads(times.read_text()))}
 
     def describe_impl(self) -> dict[str, Any]:
@@ -250,6 +450,6 @@ class Runner(BaseRunner):
 
 
 def trtexec_median_compute(trace: list[dict[str, Any]]) -> float:
-    """Median GPU compute time (ms) of a trtexec --exportTimes trace."""
+    """Median GPU compute time (ms) of a trtexec --exportTimes trace (records: h2dMs, computeMs, d2hMs, latencyMs...)."""
     computes = [r["computeMs"] for r in trace if isinstance(r, dict) and "computeMs" in r]
     return float(np.median(computes)) if computes else float("nan")

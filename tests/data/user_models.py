@@ -72,3 +72,51 @@ class TracedBatch(nn.Module):
 
 def traced_batch():
     return TracedBatch()
+
+
+class NaNOutput(nn.Module):
+    """Broken beyond export: PyTorch itself returns NaN everywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * float("nan")
+
+
+class ConstantBatch(nn.Module):
+    """A tensor of constant shape made in forward(): batch 1 broadcasts to batch 2, batch 3 fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) + torch.ones(2, 3)
+
+
+class DataDependent(nn.Module):
+    """Python control flow on a tensor's value: no exporter can keep both branches."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        if y.sum() > 0:
+            return y * 2
+        return y
+
+
+def nan_output():
+    return NaNOutput()
+
+
+def constant_batch():
+    return ConstantBatch()
+
+
+def data_dependent():
+    return DataDependent()

@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", required=True)
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
     p.add_argument("--opset", type=int, default=18)
-    p.add_argument("--dummy-batch", type=int, default=2)
+    p.add_argument("--dummy-batch", type=int, default=5)
     p.add_argument("--out", required=True)
 
     for name, fn, help_text in (
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", required=True)
         p.add_argument("--variant", required=True)
         p.add_argument("--tolerance", required=True, help='JSON, e.g. {"atol": 1e-4, "rtol": 1e-3}')
-        p.add_argument("--dummy-batch", type=int, default=2)
+        p.add_argument("--dummy-batch", type=int, default=5)
         p.add_argument("--accuracy-out", required=True)
         if name == "check-export":
             p.add_argument("--report-out", required=True)

@@ -29,7 +29,7 @@ def export_onnx(
     out_path: str | Path,
     exporter: str = "dynamo",
     opset: int = 18,
-    dummy_batch: int = 2,
+    dummy_batch: int = 5,
 ) -> None:
     import onnx
     import torch
@@ -51,7 +51,12 @@ def export_onnx(
     by_name = {i.name: i for i in spec.inputs}
     inputs = random_inputs(spec, batch, "opt", spec.seed, stream="export")
     args = tuple(torch.from_numpy(inputs[n]) for n in order)
-    output_names, outputs = run_model(model, spec, inputs)  # a model that cannot run here fails in one sentence
+    try:
+        output_names, outputs = run_model(model, spec, inputs)  # a model that cannot run here fails in one sentence
+    except TrtpipeError as exc:
+        if dynamic:
+            _refuse_hardcoded_batch(model, spec, batch, exc)
+        raise
     log.info("exporting %s (%s) with the %s exporter at opset %d on %s", spec.name, variant, exporter, opset, describe(inputs))
 
     with atomic_path(out_path) as tmp:
@@ -90,6 +95,28 @@ def export_onnx(
         onnx.checker.check_model(graph)
         onnx.save(graph, str(tmp))
     log.info("wrote %s (%d nodes)", out_path, len(graph.graph.node))
+
+
+def _refuse_hardcoded_batch(model, spec: ModelSpec, traced: int, exc: TrtpipeError) -> None:
+    """forward() fails at the traced batch: if it runs at another batch, the batch is hard-coded (x.view(2, -1)
+    traced at 5) and that, not the input shape, is what to say."""
+    from .check import cause_and_fix
+    from .errors import DynamicExportError
+    from .models import run_model
+
+    for batch in (1, 2, 3, 4, 8):
+        if batch == traced:
+            continue
+        try:
+            run_model(model, spec, random_inputs(spec, batch, "opt", spec.seed, stream="export"))
+        except TrtpipeError:
+            continue
+        cause = exc.__cause__ or exc
+        error = f"{type(cause).__name__}: {str(cause).splitlines()[0][:300]}"
+        raise DynamicExportError(
+            f"model {spec.name}: axis 0 (batch) is hard-coded in the model — PyTorch's forward() runs at batch {batch} but "
+            f"fails at the traced batch {traced} (export.dummy_batch) with {error}; {cause_and_fix(None, error)}."
+        ) from exc
 
 
 def _log_tracer_warnings(caught) -> None:

@@ -70,3 +70,22 @@ def from_config(config: str | dict[str, Any], architecture: str | None = None, a
         cfg._attn_implementation = attn_implementation
         model = cls(cfg)
     return model.eval()
+
+
+TINY_BERT = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 1000, "hidden_size": 32,
+             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128}
+
+
+def write_tiny_bert(out_dir: str | Path, seed: int = 0, **overrides: Any) -> Path:
+    """A tiny random BERT encoder as save_pretrained writes it (config.json + model.safetensors), for the
+    example config and the tests: nothing can be downloaded there. Returns the folder."""
+    import torch
+    import transformers
+
+    config = transformers.BertConfig(**{k: v for k, v in {**TINY_BERT, **overrides}.items() if k != "model_type"})
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = transformers.BertModel(config)
+    out = Path(out_dir)
+    model.save_pretrained(out)  # safe_serialization: model.safetensors
+    return out

@@ -132,7 +132,8 @@ def read_state_dict(spec: ModelSpec, checkpoint: str | Path) -> Any:
         unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
         if unsafe:
             raise TrtpipeError(
-                f"model {spec.name}: checkpoint {checkpoint} holds a pickled {unsafe.group(1)} object, not only tensors "
+                f"model {spec.name}: checkpoint {checkpoint} holds a pickled {unsafe.group(1).rsplit('.', 1)[-1]} object, "
+                f"not only tensors "
                 f"(a whole model saved with torch.save(model)?), and trtpipe does not unpickle objects (that would run "
                 f"code from the file); fix: save the weights with torch.save(model.state_dict(), path), or give a "
                 f"TorchScript file, a torch.export .pt2 or a .safetensors file."

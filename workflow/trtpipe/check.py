@@ -9,6 +9,7 @@ fails here with the axis, the batch, the usual cause and the fix, not later in a
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ SPECIALISED_CAUSE = (
 RESHAPE_OPS = {"Reshape", "Flatten", "View"}
 BROADCAST_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Where", "Expand", "Max", "Min", "Mod", "Equal", "Less", "Greater",
                  "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "BitShift", "PRelu", "Sum", "Mean", "Concat"}
+
+
+def _ort_detail(exc) -> str:
+    """'ONNX Runtime failed in node 'x' (Reshape): <ONNX Runtime's own words>', without its C++ source path and
+    function signature."""
+    where = f"ONNX Runtime failed in node {exc.node!r} ({exc.op_type})" if exc.node else "ONNX Runtime failed"
+    text = str(exc.__cause__ or exc).split("Status Message: ", 1)[-1].splitlines()[0]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ (?:[\w:&<>*, ]+?\([^)]*\)(?: const)? )?", "", text)
+    return f"{where}: {text[:240]}"
 
 
 def cause_and_fix(op_type: str | None = None, pytorch_error: str | None = None, suspects: list[str] = ()) -> str:
@@ -165,7 +176,7 @@ def check_export(
             also = "; PyTorch's forward() fails there too" if case.error else ""
             raise DynamicExportError(
                 f"{onnx_path}: {axes} is hard-coded — the graph traced at batch {dummy_batch} does not run at {where} "
-                f"({case.id}): {str(exc).split(': ', 1)[1]}{also}{suspect}; "
+                f"({case.id}): {_ort_detail(exc)}{also}{suspect}; "
                 f"{cause_and_fix(exc.op_type, case.error, suspects)}."
             ) from exc
         if case.error:

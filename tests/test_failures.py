@@ -315,6 +315,6 @@ def test_failures_are_read_back_from_the_logs(tmp_path):
     rows = failures.failure_rows(failures.outcomes(sweep))
     assert rows[0] == {"model": "a", "stage": "export", "engine": "dynamic", "log": str(log),
                        "reason": "model a: ONNX export (dynamic) failed: it broke; fix: mend it."}
-    assert rows[1]["engine"] == "4 job(s)" and rows[1]["reason"] == "not run: they need an output of a job that failed"
+    assert rows[1]["engine"] == "4 job(s)" and rows[1]["reason"] == "not run: they need an output of a job that did not finish"
     log.write_text("2026-11-23 19:55:30,046 INFO trtpipe: trtpipe export ...\n")  # killed mid-way: no sentence
     assert failures.outcomes(sweep)[2].status == "unfinished"

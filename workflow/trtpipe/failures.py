@@ -111,6 +111,7 @@ class Outcome:
     job: Job
     status: str  # done, failed, unfinished (a log without an error: interrupted or killed), not run
     reason: str = ""
+    blocked: bool = False  # not run because a job it (indirectly) needs failed or was cut off
 
 
 def outcomes(sweep) -> list[Outcome]:
@@ -133,7 +134,9 @@ def outcomes(sweep) -> list[Outcome]:
             result.append(Outcome(job, "done"))
         elif missing_need is not None:  # it cannot have run: what it reads is missing
             need = by_key[missing_need]
-            result.append(Outcome(job, "not run", f"needs {need.stage} {need.artifact}".rstrip()))
+            blocker = next((o for o in result if o.job.key == missing_need), None)
+            blocked = blocker is not None and (blocker.status in ("failed", "unfinished") or blocker.blocked)
+            result.append(Outcome(job, "not run", f"needs {need.stage} {need.artifact}".rstrip(), blocked))
         elif (reason := reason_from_log(job.log)) is not None:
             result.append(Outcome(job, "failed", reason))
         elif not complete and os.path.exists(job.log):
@@ -151,16 +154,15 @@ def failure_rows(results: list[Outcome]) -> list[dict[str, Any]]:
     """Rows of the report's Failures table: every failed or unfinished job, then per model the jobs not run."""
     rows = [{"model": o.job.model, "stage": o.job.stage, "engine": o.job.artifact, "reason": o.reason, "log": o.job.log}
             for o in results if o.status in ("failed", "unfinished")]
-    not_run: dict[str, list[Outcome]] = {}
+    not_run: dict[tuple[str, bool], list[Outcome]] = {}
     for o in results:
         if o.status == "not run":
-            not_run.setdefault(o.job.model, []).append(o)
-    for model, items in not_run.items():
+            not_run.setdefault((o.job.model, o.blocked), []).append(o)
+    for (model, blocked), items in sorted(not_run.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
         stages = list(dict.fromkeys(o.job.stage for o in items))
-        blocked = any(r["model"] == model for r in rows)
         rows.append({
             "model": model, "stage": ", ".join(stages), "engine": f"{len(items)} job(s)",
-            "reason": "not run: they need an output of a job that failed" if blocked else
+            "reason": "not run: they need an output of a job that did not finish" if blocked else
                       "not run: the run stopped before them (or they failed before writing a log: see Snakemake's log)",
             "log": "",
         })

@@ -332,6 +332,13 @@ def _skip_reason(backend: str, precision: str) -> str:
     return "ONNX Runtime's CPU provider has no kernels for it" if backend == "onnxruntime" else f"{backend} cannot run it"
 
 
+def _status(missing: list[str], failed: bool) -> str:
+    if not missing:
+        return "ok"
+    listed = "; ".join(missing[:3]) + ("; ..." if len(missing) > 3 else "")
+    return f"FAILED: {listed}" if failed else f"not finished: {listed}"
+
+
 def missing_stages(bench: pd.DataFrame, accuracy: pd.DataFrame, model: str) -> list[str]:
     """What a model lacks among the files given, when nobody said what was expected: every export that was
     checked must also have been simplified, and some engine must have been built and timed. (A failed stage
@@ -399,8 +406,9 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
         unstable = int(bench[(bench["model"] == model)]["unstable"].astype(bool).sum())
         none = "none passed" if not bench[bench["model"] == model].empty else "none finished"
         if failures is not None:
-            missing = [f"{f['stage']} {f['engine']}".strip() if f["log"] else f"{f['engine']} not run"
-                       for f in failed_jobs[model]]
+            missing = [f"{f['stage']} {f['engine']}".strip() for f in failed_jobs[model] if f["log"]]
+            not_run = sum(int(f["engine"].split()[0]) for f in failed_jobs[model] if not f["log"])
+            missing += [f"{not_run} job(s) not run"] if not_run else []
         else:
             missing = missing_stages(bench, accuracy, model)
         if n_fail:
@@ -415,8 +423,8 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             verdict = "all stages pass"
         overview.append({
             "model": model,
-            "status": (f"FAILED: {'; '.join(missing[:3])}{'; ...' if len(missing) > 3 else ''}" if failures is not None and missing
-                       else "incomplete" if missing else "ok"),
+            "status": ("incomplete" if failures is None and missing else
+                       _status(missing, any(f["log"] for f in failed_jobs[model]))),
             "best latency": f"{engine_label(b['latency'])} @ b{b['latency']['batch']}: {_fmt(b['latency']['latency_ms_median'])} ms" if b else none,
             "best throughput": f"{engine_label(b['throughput'])} @ b{b['throughput']['batch']}: {_fmt(b['throughput']['throughput_samples_s'])} samples/s" if b else none,
             "accuracy": verdict,

@@ -318,3 +318,20 @@ def test_failures_are_read_back_from_the_logs(tmp_path):
     assert rows[1]["engine"] == "4 job(s)" and rows[1]["reason"] == "not run: they need an output of a job that did not finish"
     log.write_text("2026-11-23 19:55:30,046 INFO trtpipe: trtpipe export ...\n")  # killed mid-way: no sentence
     assert failures.outcomes(sweep)[2].status == "unfinished"
+
+
+def test_a_killed_jobs_temporary_file_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL runs no clean-up: the next write of the same artifact removes what a dead process of this host left,
+    never a live writer's file (a shared timing cache) or another host's; artifacts are not private (mkstemp's 0600)."""
+    from trtpipe import io
+
+    dead = tmp_path / f".out.csv.{io._HOST}-{2**22 + 12345}.abc.tmp"  # above the default pid_max: never a live pid
+    live = tmp_path / f".out.csv.{io._HOST}-{os.getpid()}.def.tmp"
+    other = tmp_path / ".out.csv.otherhost-1.ghi.tmp"
+    for f in (dead, live, other):
+        f.write_text("half")
+    io.write_text(tmp_path / "out.csv", "done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.csv"])
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -33,7 +33,7 @@ def test_targets_and_batches_follow_profiles():
     assert targets == {("static-b1", "static"), ("static-b2", "static"), ("dynamic", "latency"), ("dynamic", "small")}
     assert sweep.bench_batches("tiny_text", sweep.profile("small")) == [1, 2]
     assert sweep.bench_batches("tiny_text", sweep.profile("offline")) == [128]  # opt is always benchmarked
-    assert sweep.reference_batches("tiny_text") == [1, 2, 3]
+    assert sweep.reference_batches("tiny_text") == [1, 2, 3, 5]  # 1 and 3, the traced 5, the static 1 and 2
 
 
 def test_a_backend_can_be_kept_to_some_profiles():

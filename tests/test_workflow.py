@@ -4,8 +4,10 @@ Staleness is judged by Snakemake's own dry run (`snakemake -n`), as a user would
 """
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -163,7 +165,7 @@ FAULTY = {
 
 def test_bad_models_fail_with_one_sentence_and_the_rest_finishes(tmp_path):
     config = tiny_config(**FAULTY)
-    config["batch_sizes"] = [2]  # keep the failing models' static exports alive, so the dynamic check is reached
+    config["batch_sizes"] = [2]  # keep the failing models' static exports alive
     workdir = copy_workflow(tmp_path, config)
     proc = snakemake(workdir, "--cores", "2", "--keep-going", check=False)
     out = proc.stdout + proc.stderr
@@ -172,7 +174,10 @@ def test_bad_models_fail_with_one_sentence_and_the_rest_finishes(tmp_path):
         "missing_checkpoint": "model missing_checkpoint: checkpoint missing.pt not found; fix: correct models.missing_checkpoint.checkpoint",
         "wrong_name": "input 'img' is not an argument of forward(x); fix: rename models.wrong_name.inputs",
         "wrong_shape": "forward() failed on inputs [x 1x4x8x8 float32]",
-        "hardcoded_batch": "axis 0 (batch) is hard-coded — the graph traced at batch 2 does not run at batch 1",
+        # x.view(2, -1) traced at the default batch 5: PyTorch itself fails there (the check-stage form of this
+        # trap, traced at 2, is in tests/test_stages.py)
+        "hardcoded_batch": "axis 0 (batch) is hard-coded in the model — PyTorch's forward() runs at batch 2 but fails at "
+                           "the traced batch 5 (export.dummy_batch)",
         "unexportable": "linalg_svd cannot be converted by the dynamo exporter at opset 18; fix:",
     }
     for model, sentence in expected.items():
@@ -183,6 +188,83 @@ def test_bad_models_fail_with_one_sentence_and_the_rest_finishes(tmp_path):
     assert not (results / "hardcoded_batch/onnx/dynamic.check.json").exists()  # failed jobs leave no output
     assert not (results / "hardcoded_batch/onnx/dynamic.sim.onnx").exists()
     assert not list(results.rglob("*.tmp"))
+
+
+def test_a_failed_model_still_gets_a_report_with_its_failures(tmp_path):
+    """A good model and two broken ones under --keep-going: the report of what finished appears, with the
+    failures listed and the broken models marked; the run exits non-zero. bf16 (no ONNX Runtime CPU kernels) is
+    named at DAG time and the report says truthfully that nothing bf16 was made."""
+    config = tiny_config(good=TEXT_MODEL, nan=BROKEN["nan"], branchy=BROKEN["branchy"])
+    config.update(static_batch_sizes=[], sweep={"profiles": ["latency"], "precisions": ["fp32", "bf16"]})
+    workdir = copy_workflow(tmp_path, config)
+    proc = snakemake(workdir, "--cores", "2", "--keep-going", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert out.count("trtpipe: not built: bf16 engines on onnxruntime for branchy, good, nan (ONNX Runtime's CPU "
+                     "provider has no bf16 kernels); nothing bf16 is built at all") == 1
+    results = workdir / "results"
+    report = (results / "summary/report.md").read_text()
+    overview, failures = report.split("## Overview")[1].split("## Failures")
+    failures = failures.split("## Model")[0]
+    assert "| good | ok |" in overview and "all stages pass" in overview
+    assert "| nan | FAILED: reference; 4 job(s) not run |" in overview
+    assert "| branchy | FAILED: export dynamic; 4 job(s) not run |" in overview
+    assert overview.count("all stages pass") == 1
+    assert ("| nan | reference |  | model nan: PyTorch itself returns 4 NaN of 4 values in output 'output' at batch 1 (b1)"
+            in failures and "| results/nan/logs/reference.log |" in failures)
+    assert "| branchy | export | dynamic | model branchy: ONNX export (dynamic) failed: forward() makes a Python decision" in failures
+    assert "| results/branchy/logs/export.dynamic.log |" in failures
+    assert "not run: they need an output of a job that did not finish" in failures
+    for sentence in ("nan reference: model nan: PyTorch itself returns", "branchy export dynamic: model branchy: ONNX export"):
+        assert sentence in out  # the console lists them too, once the run has stopped
+    assert "no bf16 precision ONNX was made either" in report and "still in accuracy.csv" not in report
+    assert set(pd.read_csv(results / "summary/benchmarks.csv")["model"]) == {"good"}
+    assert (results / "summary/plots/good.png").exists() and (workdir / "results/summary/report.html").exists()
+    assert not (results / "nan/reference.npz").exists() and not (results / "branchy/onnx/dynamic.onnx").exists()
+    assert not list(results.rglob("*.tmp"))
+    # Snakemake did not make this report: the next run still runs the summary (and retries the failed jobs)
+    assert dry_run_jobs(workdir, "--keep-going").get("summary") == 1
+    # the manual fallback says the same without Snakemake
+    by_hand = subprocess.run([sys.executable, "-m", "trtpipe", "summarize", "--config", "config.yaml", "--out-dir", "again"],
+                             cwd=workdir, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "workflow"})
+    assert by_hand.returncode == 0, by_hand.stderr
+    again = (workdir / "again/report.md").read_text()
+    assert "| nan | FAILED: reference; 4 job(s) not run |" in again and again.count("all stages pass") == 1
+
+
+BROKEN = {
+    "nan": {"factory": "tests/data/user_models.py:nan_output", "inputs": [{"name": "x", "shape": [8]}]},
+    "branchy": {"factory": "tests/data/user_models.py:data_dependent", "inputs": [{"name": "x", "shape": [8]}]},
+}
+
+
+def test_a_yaml_syntax_error_in_config_yaml_names_the_line(tmp_path):
+    workdir = copy_workflow(tmp_path, tiny_config())
+    (workdir / "config.yaml").write_text((workdir / "config.yaml").read_text().replace("profiles:\n", "profiles: [\n", 1))
+    proc = snakemake(workdir, "-n", "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "config.yaml: not valid YAML at line " in out and "fix: correct the syntax there" in out
+
+
+def test_the_failure_read_back_knows_every_job_snakemake_plans(tmp_path):
+    """trtpipe/failures.py mirrors the rules' paths: the dry run of a fresh sweep lists exactly its jobs' outputs."""
+    from trtpipe.config import validate
+    from trtpipe.failures import expected_jobs
+
+    config = e2e_config()
+    config["sweep"]["backends"] = ["onnxruntime", "torch_eager"]
+    config["torch"] = {"device": "cpu"}
+    workdir = copy_workflow(tmp_path, config)
+    _write_user_checkpoints(workdir)
+    planned = {o.strip() for line in dry_run_outputs(workdir) for o in line.split(", ")}
+    planned = {o for o in planned if not o.startswith("results/summary/")}
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        expected = {o for job in expected_jobs(validate(config)) for o in job.outputs}
+    finally:
+        os.chdir(cwd)
+    assert planned == expected
 
 
 def test_config_mistake_stops_before_any_job(tmp_path):

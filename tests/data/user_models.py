@@ -72,3 +72,90 @@ class TracedBatch(nn.Module):
 
 def traced_batch():
     return TracedBatch()
+
+
+class NaNOutput(nn.Module):
+    """Broken beyond export: PyTorch itself returns NaN everywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * float("nan")
+
+
+class ConstantBatch(nn.Module):
+    """A tensor of constant shape made in forward(): batch 1 broadcasts to batch 2, batch 3 fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) + torch.ones(2, 3)
+
+
+class DataDependent(nn.Module):
+    """Python control flow on a tensor's value: no exporter can keep both branches."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        if y.sum() > 0:
+            return y * 2
+        return y
+
+
+def nan_output():
+    return NaNOutput()
+
+
+def constant_batch():
+    return ConstantBatch()
+
+
+def data_dependent():
+    return DataDependent()
+
+
+class TinyLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class PairsOfTwo(nn.Module):
+    """A reshape to constants holding 2, a feature size (like swin_t's windows), not the batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, 2, 4).sum(1)
+
+
+class ConstantTable(nn.Module):
+    """An output with no batch axis: the same [2, 3] table at every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table * 1.0 + 0.0 * x.sum()
+
+
+def tiny_linear():
+    return TinyLinear()
+
+
+def pairs_of_two():
+    return PairsOfTwo()
+
+
+def constant_table():
+    return ConstantTable()

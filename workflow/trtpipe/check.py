@@ -9,6 +9,7 @@ fails here with the axis, the batch, the usual cause and the fix, not later in a
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import DynamicExportError, ParityError
 from .inputs import describe
-from .parity import first_failure, parity_rows
+from .parity import SHAPE_CAUSE, failure_clause, first_failure, parity_rows
 from .reference import Reference
 from .spec import ModelSpec, Variant
 
@@ -27,6 +28,43 @@ CAUSE_AND_FIX = (
     "from x.shape and frozen by tracing); fix: derive it from the tensor (x.flatten(1), x.view(x.size(0), -1), "
     "x.reshape(-1, ...)) and re-export"
 )
+# The cause named in a failure fits what the check saw: a Reshape (or PyTorch's own reshape error) points at
+# x.view(2, -1); an elementwise op that cannot broadcast points at a tensor of constant shape made in forward().
+RESHAPE_CAUSE = CAUSE_AND_FIX
+BROADCAST_CAUSE = (
+    "usual cause: forward() combines the input with a tensor of constant shape (torch.ones(2, 3), torch.zeros(2, ...), "
+    "a buffer holding the traced size) and no reshape is involved; fix: build that tensor from the input "
+    "(x.new_ones(x.size(0), 3), torch.ones_like(y)) or give it size 1 on that axis so that it broadcasts, and re-export"
+)
+SPECIALISED_CAUSE = (
+    "usual cause: forward() ties that axis to a constant, e.g. a reshape to constants (x.view(2, -1)), a tensor of "
+    "constant shape combined with the input (x + torch.ones(2, 3)) or a Python int read from x.shape (the export log "
+    "names the constraint the exporter found); fix: derive such sizes from the tensor (x.size(0), torch.ones_like) and "
+    "re-export"
+)
+RESHAPE_OPS = {"Reshape", "Flatten", "View"}
+BROADCAST_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Where", "Expand", "Max", "Min", "Mod", "Equal", "Less", "Greater",
+                 "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "BitShift", "PRelu", "Sum", "Mean", "Concat"}
+
+
+def _ort_detail(exc) -> str:
+    """'ONNX Runtime failed in node 'x' (Reshape): <ONNX Runtime's own words>', without its C++ source path and
+    function signature."""
+    where = f"ONNX Runtime failed in node {exc.node!r} ({exc.op_type})" if exc.node else "ONNX Runtime failed"
+    text = str(exc.__cause__ or exc).split("Status Message: ", 1)[-1].splitlines()[0]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ (?:[\w:&<>*, ]+?\([^)]*\)(?: const)? )?", "", text)
+    return f"{where}: {text[:240]}"
+
+
+def cause_and_fix(op_type: str | None = None, pytorch_error: str | None = None, suspects: list[str] = ()) -> str:
+    """The usual cause and fix for what the check saw (the failing ONNX op, PyTorch's own error, Reshape suspects)."""
+    error = pytorch_error or ""
+    if suspects or op_type in RESHAPE_OPS or "mat1 and mat2" in error or "is invalid for input of size" in error:
+        return RESHAPE_CAUSE
+    if op_type in BROADCAST_OPS or "must match the size of tensor" in error or "broadcast" in error:
+        return BROADCAST_CAUSE
+    return CAUSE_AND_FIX
 
 
 def graph_dims(graph) -> dict[str, list[int | str]]:
@@ -102,9 +140,10 @@ def check_export(
     for inp in spec.inputs:
         for d in inp.dynamic:
             traced_sizes.setdefault(inp.shape[d.axis - 1], f"the traced {d.name}")
+    # Reshapes to constants holding a traced size are only suspects: the cases below decide. If the graph runs
+    # and matches PyTorch at other batches and dims, a constant that happens to equal the traced size (a window
+    # or head count of 2 in a model traced at batch 2) is explained away and not reported.
     suspects = suspicious_reshapes(graph, traced_sizes) if dynamic else []
-    for s in suspects:
-        log.warning("suspicious: %s", s)
 
     if dynamic:
         for inp in spec.inputs:
@@ -113,7 +152,8 @@ def check_export(
                 if isinstance(value, int):
                     raise DynamicExportError(
                         f"{onnx_path}: input {inp.name!r} axis {axis} ({name}) is fixed to {value} in the exported graph, "
-                        f"so this export is not dynamic; {CAUSE_AND_FIX}."
+                        f"so this export is not dynamic; {SPECIALISED_CAUSE if not suspects else RESHAPE_CAUSE}"
+                        f"{'; suspect: ' + '; '.join(suspects) if suspects else ''}."
                     )
 
     reference = Reference(reference_path)
@@ -136,32 +176,45 @@ def check_export(
             also = "; PyTorch's forward() fails there too" if case.error else ""
             raise DynamicExportError(
                 f"{onnx_path}: {axes} is hard-coded — the graph traced at batch {dummy_batch} does not run at {where} "
-                f"({case.id}): {str(exc).split(': ', 1)[1]}{also}{suspect}; {CAUSE_AND_FIX}."
+                f"({case.id}): {_ort_detail(exc)}{also}{suspect}; "
+                f"{cause_and_fix(exc.op_type, case.error, suspects)}."
             ) from exc
         if case.error:
             raise DynamicExportError(
                 f"{onnx_path}: {axes} is hard-coded in the model — PyTorch's forward() runs at the traced batch "
-                f"{dummy_batch} but fails at {where} ({case.id}): {case.error}{suspect}; {CAUSE_AND_FIX}."
+                f"{dummy_batch} but fails at {where} ({case.id}): {case.error}{suspect}; "
+                f"{cause_and_fix(None, case.error, suspects)}."
             )
         for name, got, want in zip(names, outputs, case.outputs):
             if got.shape != want.shape:
                 axis = next((i for i, (a, b) in enumerate(zip(got.shape, want.shape)) if a != b), 0)
+                if not dynamic:
+                    raise ParityError(
+                        f"{onnx_path}: output {name!r} at batch {case.batch} ({case.id}) has shape {list(got.shape)} but "
+                        f"PyTorch gives {list(want.shape)}; {SHAPE_CAUSE}."
+                    )
                 raise DynamicExportError(
                     f"{onnx_path}: output {name!r} at {where} ({case.id}) has shape {list(got.shape)} but PyTorch "
-                    f"gives {list(want.shape)}: its axis {axis} does not follow the input{suspect}; {CAUSE_AND_FIX}."
+                    f"gives {list(want.shape)}: its axis {axis} does not follow the input{suspect}; "
+                    f"{RESHAPE_CAUSE if suspects else SHAPE_CAUSE}."
                 )
         rows += parity_rows(labels, case.id, case.batch, names, outputs, case.outputs, tolerance)
         log.info("%s parity %s: max abs err %.3g", stage, case.id, max(r["max_abs_err"] for r in rows[-len(names):]))
     failed = first_failure(rows)
     if failed:
         cls = DynamicExportError if dynamic and failed["case"] != f"b{dummy_batch}" else ParityError
-        extra = f" The values differ away from the traced batch: {CAUSE_AND_FIX}." if cls is DynamicExportError else \
-            " fix: check for ops that export differently (custom autograd functions, in-place ops on inputs)."
-        raise cls(
-            f"{onnx_path}: output {failed['output']!r} at batch {failed['batch']} ({failed['case']}) differs from PyTorch "
-            f"(max abs err {failed['max_abs_err']:.3g}, max rel err {failed['max_rel_err']:.3g}; tolerance atol "
-            f"{failed['atol']:g}, rtol {failed['rtol']:g}).{extra}"
-        )
+        if "NaN" in failed["note"] or "Inf" in failed["note"]:
+            extra = (" fix: look for ops that export to something that overflows or divides by zero (a custom "
+                     "normalisation, log/sqrt of a difference, an eps dropped by the exporter).")
+        elif cls is DynamicExportError:
+            extra = f" The values differ away from the traced batch{suspect}: {cause_and_fix(suspects=suspects)}."
+        else:
+            extra = " fix: check for ops that export differently (custom autograd functions, in-place ops on inputs)."
+        raise cls(f"{onnx_path}: {failure_clause(failed)}.{extra}")
+    if suspects:
+        log.info("%d Reshape constant(s) equal a traced size, explained away: the graph matches PyTorch at %s "
+                 "(first: %s)", len(suspects), ", ".join(c.id for c in cases), suspects[0])
+        suspects = []
     report = {"onnx": onnx_path, "variant": variant.name, "input_dims": dims, "cases": [c.id for c in cases],
               "suspicious_reshapes": suspects, "nodes": len(graph.graph.node)}
     return rows, report

@@ -128,6 +128,13 @@ def cmd_benchmark(args) -> None:
 def cmd_summarize(args) -> None:
     from .report import summarize
 
+    if args.config:  # whatever finished of this config's sweep, with what failed (trtpipe/failures.py)
+        from .config import load_file
+        from .failures import summarize_sweep
+
+        summarize_sweep(load_file(args.config), args.out_dir)
+        print(f"report: {Path(args.out_dir) / 'report.html'}")
+        return
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
               args.flops, json.loads(args.peaks))
     print(f"report: {Path(args.out_dir) / 'report.html'}")
@@ -255,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
     p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
     p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
+    p.add_argument("--config", help="summarise whatever finished of this config's sweep and list what failed "
+                                     "(instead of the file lists above)")
     p.add_argument("--out-dir", required=True)
     return parser
 

@@ -366,4 +366,22 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
                 raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
 
 
+def check_yaml_syntax(path: str | Path) -> None:
+    """Raise ConfigError naming the file, line and column of a YAML syntax error (Snakemake's own message for a
+    config file that does not parse names neither); a missing file is left to the caller."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        opened = f"; {context} at line {cmark.line + 1}" if context and cmark else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem}{opened}); fix: correct the syntax there "
+                          f"(`trtpipe validate-config {path}` checks the file by hand).") from None
+
+
 __all__ = ["Sweep", "EngineTarget", "BenchTarget", "validate", "load_file", "PRESET_PROFILES"]

@@ -13,7 +13,7 @@ from .defaults import with_defaults
 from .backends.base import BuildRequest
 from .errors import ParityError, TrtpipeError
 from .io import atomic_path, write_json
-from .parity import first_failure, parity_rows
+from .parity import failure_clause, first_failure, parity_rows
 from .reference import Reference
 from .spec import ModelSpec, Profile, Variant
 
@@ -68,9 +68,7 @@ def build_engine(
                         engine_path, precision, failed["case"], failed["max_abs_err"], failed["cosine"])
         elif failed:
             raise ParityError(
-                f"{engine_path}: output {failed['output']!r} at batch {failed['batch']} ({failed['case']}) differs from "
-                f"PyTorch (max abs err {failed['max_abs_err']:.3g}, max rel err {failed['max_rel_err']:.3g}; tolerance atol "
-                f"{failed['atol']:g}, rtol {failed['rtol']:g}); fix: compare with the simplify stage's accuracy rows to find "
+                f"{engine_path}: {failure_clause(failed)}; fix: compare with the simplify stage's accuracy rows to find "
                 f"the stage that diverges."
             )
         write_json(sidecar_path, sidecar)

@@ -8,8 +8,10 @@ hard-codes a size still exports; the check stage (check.py) then proves whether 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import traceback
+import warnings
 from pathlib import Path
 
 from .errors import TrtpipeError
@@ -27,7 +29,7 @@ def export_onnx(
     out_path: str | Path,
     exporter: str = "dynamo",
     opset: int = 18,
-    dummy_batch: int = 2,
+    dummy_batch: int = 5,
 ) -> None:
     import onnx
     import torch
@@ -49,7 +51,12 @@ def export_onnx(
     by_name = {i.name: i for i in spec.inputs}
     inputs = random_inputs(spec, batch, "opt", spec.seed, stream="export")
     args = tuple(torch.from_numpy(inputs[n]) for n in order)
-    output_names, outputs = run_model(model, spec, inputs)  # a model that cannot run here fails in one sentence
+    try:
+        output_names, outputs = run_model(model, spec, inputs)  # a model that cannot run here fails in one sentence
+    except TrtpipeError as exc:
+        if dynamic:
+            _refuse_hardcoded_batch(model, spec, batch, exc)
+        raise
     log.info("exporting %s (%s) with the %s exporter at opset %d on %s", spec.name, variant, exporter, opset, describe(inputs))
 
     with atomic_path(out_path) as tmp:
@@ -70,14 +77,17 @@ def export_onnx(
                     for name, out in zip(output_names, outputs):
                         if out.ndim and out.shape[0] == batch:
                             dynamic_axes[name] = {0: "batch"}
-                torch.onnx.export(
-                    model, args, str(tmp), input_names=order, output_names=output_names, opset_version=opset,
-                    dynamo=False, dynamic_axes=dynamic_axes, do_constant_folding=True,
-                )
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", torch.jit.TracerWarning)
+                    torch.onnx.export(
+                        model, args, str(tmp), input_names=order, output_names=output_names, opset_version=opset,
+                        dynamo=False, dynamic_axes=dynamic_axes, do_constant_folding=True,
+                    )
+                _log_tracer_warnings(caught)
         except TrtpipeError:
             raise
         except Exception as exc:
-            log.error("export failed:\n%s", traceback.format_exc())
+            log.error("export failed:\n%s", plain(traceback.format_exc()))
             raise TrtpipeError(_export_failure(spec, variant, exporter, opset, exc)) from exc
         graph = onnx.load(str(tmp))
         if dynamic:
@@ -87,8 +97,107 @@ def export_onnx(
     log.info("wrote %s (%d nodes)", out_path, len(graph.graph.node))
 
 
+def _refuse_hardcoded_batch(model, spec: ModelSpec, traced: int, exc: TrtpipeError) -> None:
+    """forward() fails at the traced batch: if it runs at another batch, the batch is hard-coded (x.view(2, -1)
+    traced at 5) and that, not the input shape, is what to say."""
+    from .check import cause_and_fix
+    from .errors import DynamicExportError
+    from .models import run_model
+
+    for batch in (1, 2, 3, 4, 8):
+        if batch == traced:
+            continue
+        try:
+            run_model(model, spec, random_inputs(spec, batch, "opt", spec.seed, stream="export"))
+        except TrtpipeError:
+            continue
+        cause = exc.__cause__ or exc
+        error = f"{type(cause).__name__}: {str(cause).splitlines()[0][:300]}"
+        raise DynamicExportError(
+            f"model {spec.name}: axis 0 (batch) is hard-coded in the model — PyTorch's forward() runs at batch {batch} but "
+            f"fails at the traced batch {traced} (export.dummy_batch) with {error}; {cause_and_fix(None, error)}."
+        ) from exc
+
+
+def _log_tracer_warnings(caught) -> None:
+    """The TorchScript exporter traces: a Python decision on a tensor is frozen for the example input. Say where."""
+    import torch
+
+    for w in caught:
+        if issubclass(w.category, torch.jit.TracerWarning):
+            log.warning("the trace froze a value at %s:%d: %s", _shown(w.filename), w.lineno, str(w.message).splitlines()[0])
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour codes the exporter puts in its messages
+DATA_DEPENDENT = re.compile(
+    r"GuardOnDataDependentSymNode|DataDependentOutputException|data-dependent expression|data dependent", re.I)
+FOLLOWING_CALL = re.compile(r'The following call raised this error:\s*\n\s*File "([^"]+)", line (\d+), in \w+\n\s*(.+)')
+
+
+def plain(text: str) -> str:
+    """Text without terminal escape codes."""
+    return ANSI.sub("", text)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what caused it (__cause__, else __context__), outermost first."""
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _library_file(path: str) -> bool:
+    import sysconfig
+
+    import torch
+
+    roots = [str(Path(torch.__file__).parent), str(Path(__file__).parent), sysconfig.get_paths()["stdlib"]]
+    return any(path.startswith(r) for r in roots) or "/onnxscript/" in path or "/onnx_ir/" in path or path.startswith("<")
+
+
+def user_line(exc: BaseException) -> tuple[str, int, str] | None:
+    """(file, line, code) of the user's code that raised, from torch.export's own pointer or the traceback."""
+    for e in _chain(exc):
+        m = FOLLOWING_CALL.search(plain(str(e)))
+        if m:
+            return _shown(m.group(1)), int(m.group(2)), m.group(3).strip()
+    for e in reversed(_chain(exc)):  # the innermost exception's innermost frame outside torch and trtpipe
+        for frame in reversed(traceback.extract_tb(e.__traceback__)):
+            if not _library_file(frame.filename):
+                return _shown(frame.filename), frame.lineno, (frame.line or "").strip()
+    return None
+
+
+def _shown(path: str) -> str:
+    """A path as the user knows it: relative to where snakemake runs when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first informative line of an exception: past torch.onnx's banner to its exception summary."""
+    text = plain(str(exc))
+    summary = re.search(r"## Exception summary\s*\n\s*(?:<class '[\w.]+'>: )?(.+)", text)
+    if summary:
+        return summary.group(1).strip()
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+
+
 def _export_failure(spec: ModelSpec, variant: Variant, exporter: str, opset: int, exc: Exception) -> str:
-    text = str(exc)
+    chain = _chain(exc)
+    text = "\n".join(plain(f"{type(e).__name__}: {e}") for e in chain)
+    if DATA_DEPENDENT.search(text):
+        where = user_line(exc)
+        at = f" at {where[0]}:{where[1]} (`{where[2][:120]}`)" if where else ""
+        return (
+            f"model {spec.name}: ONNX export ({variant}) failed: forward() makes a Python decision from a tensor's "
+            f"values{at}, and an exported graph records shapes, not values; fix: remove the branch, or write it as "
+            f"tensor operations (torch.where(cond, a, b) computes both sides) or with torch.cond(pred, true_fn, "
+            f"false_fn, operands); export.exporter: torchscript is no fix here, it would keep only the branch taken "
+            f"for the example input."
+        )
     op = re.search(r"(aten::\w+|aten\.\w+(?:\.\w+)?|\w+::\w+)", text)
     unsupported = re.search(r"not supported|No decompositions|no symbolic|Unsupported|DispatchError|not implemented", text, re.I)
     if op and unsupported:
@@ -98,10 +207,13 @@ def _export_failure(spec: ModelSpec, variant: Variant, exporter: str, opset: int
             f"{exporter} exporter at opset {opset}; fix: set export.opset higher, try export.exporter: {other}, "
             f"or replace the operator in the model."
         )
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    root = chain[-1]
+    where = user_line(exc)
+    at = f" at {where[0]}:{where[1]} (`{where[2][:120]}`)" if where else ""
+    other = "torchscript" if exporter == "dynamo" else "dynamo"
     return (
-        f"model {spec.name}: ONNX export ({variant}) with the {exporter} exporter failed ({type(exc).__name__}: "
-        f"{first[:300]}); fix: see the log for the trace, or try the other export.exporter."
+        f"model {spec.name}: ONNX export ({variant}) with the {exporter} exporter failed{at} ({type(root).__name__}: "
+        f"{_first_line(root)[:300]}); fix: see the log for the trace, or try export.exporter: {other}."
     )
 
 

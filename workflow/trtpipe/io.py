@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,15 +22,48 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    _remove_leftovers(path, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # mkstemp makes it private (0600); an artifact gets the mode of any new file
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_HOST = socket.gethostname().split(".")[0].replace("-", "_") or "host"
+
+
+def _remove_leftovers(path: Path, suffix: str) -> None:
+    """A job killed with SIGKILL (out of memory, a cluster's time limit) cannot remove its temporary file; the next
+    write of the same artifact does, where the file names this host and a process that no longer runs (a file
+    shared across jobs, like a timing cache, may be being written by a live one)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}-(\d+)\..*{re.escape(suffix)}$")
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        m = pattern.match(leftover.name)
+        if m and not _alive(int(m.group(1))):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -51,6 +52,8 @@ def checkpoint_kind(path: str | Path) -> str:
     path = Path(path)
     if path.suffix == ".pt2":
         return "pt2"
+    if path.suffix == ".safetensors":
+        return "state_dict"
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -101,14 +104,57 @@ def write_seeded_checkpoint(spec: ModelSpec, out_path: str | Path) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | Path) -> None:
+def read_state_dict(spec: ModelSpec, checkpoint: str | Path) -> Any:
+    """The tensors of a state_dict checkpoint: a torch.save file (read with weights_only=True: nothing in the file
+    runs) or a .safetensors file. A file that is neither says so in one sentence, without torch's advice to
+    unpickle it unsafely (useless for a damaged file, and unsafe for one from elsewhere)."""
+    path = Path(checkpoint)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError as exc:
+            raise TrtpipeError(
+                f"model {spec.name}: checkpoint {checkpoint} is a safetensors file, but the safetensors package is not "
+                f"installed; fix: pip install safetensors (it is in envs/requirements.txt)."
+            ) from exc
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise TrtpipeError(
+                f"model {spec.name}: checkpoint {checkpoint} is not a readable safetensors file ({path.stat().st_size} bytes; "
+                f"{_plain_first_line(exc)}); fix: copy or download it again, or save it with "
+                f"safetensors.torch.save_file(model.state_dict(), path)."
+            ) from exc
     try:
-        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
+        text = _plain_first_line(exc, all_lines=True)
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if unsafe:
+            raise TrtpipeError(
+                f"model {spec.name}: checkpoint {checkpoint} holds a pickled {unsafe.group(1).rsplit('.', 1)[-1]} object, "
+                f"not only tensors "
+                f"(a whole model saved with torch.save(model)?), and trtpipe does not unpickle objects (that would run "
+                f"code from the file); fix: save the weights with torch.save(model.state_dict(), path), or give a "
+                f"TorchScript file, a torch.export .pt2 or a .safetensors file."
+            ) from exc
+        size = path.stat().st_size
+        what = "it is empty" if size == 0 else (
+            "its zip archive is damaged (cut short or altered)" if "zip archive" in text or "central directory" in text
+            else "it is not a file torch.save wrote")
         raise TrtpipeError(
-            f"model {spec.name}: cannot read checkpoint {checkpoint} as a state_dict ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]}); fix: save it with torch.save(model.state_dict(), path)."
+            f"model {spec.name}: checkpoint {checkpoint} is not a readable checkpoint ({size} bytes: {what}); fix: copy "
+            f"or download it again, or re-save it with torch.save(model.state_dict(), path)."
         ) from exc
+
+
+def _plain_first_line(exc: BaseException, all_lines: bool = False) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)) or type(exc).__name__
+    return text if all_lines else f"{type(exc).__name__}: {text.splitlines()[0][:200]}"
+
+
+def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | Path) -> None:
+    state = read_state_dict(spec, checkpoint)
     for key in ("state_dict", "model_state_dict", "model"):  # common training-loop wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -116,6 +162,7 @@ def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | 
     if not isinstance(state, dict):
         raise TrtpipeError(f"model {spec.name}: checkpoint {checkpoint} holds {type(state).__name__}, not a state_dict; fix: save model.state_dict().")
     result = model.load_state_dict(state, strict=False)
+    result.missing_keys[:] = _untied(model, result.missing_keys)
     if result.missing_keys or result.unexpected_keys:
         parts = []
         if result.missing_keys:
@@ -126,6 +173,14 @@ def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | 
             f"model {spec.name}: checkpoint {checkpoint} does not fit the factory's model ({'; '.join(parts)}); "
             f"fix: check factory_kwargs or strip a 'module.' prefix left by DataParallel."
         )
+
+
+def _untied(model: torch.nn.Module, missing: list[str]) -> list[str]:
+    """Missing keys that are not tied to a loaded one: safetensors files (and save_pretrained) store a tied
+    weight, such as a decoder sharing the embedding matrix, once."""
+    tensors = model.state_dict(keep_vars=True)
+    loaded = {id(t) for k, t in tensors.items() if k not in missing}
+    return [k for k in missing if id(tensors[k]) not in loaded]
 
 
 def forward_arg_names(model: torch.nn.Module) -> list[str] | None:

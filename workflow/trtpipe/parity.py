@@ -11,6 +11,9 @@ import numpy as np
 def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float, min_cosine: float | None = None) -> dict[str, Any]:
     """max abs/rel error, cosine similarity and pass/fail of one output.
 
+    Shapes are compared before values. A NaN or Inf on either side fails its element: NaN never
+    equals NaN, and a reference that is not finite is refused earlier (reference.py), so an
+    artifact that returns NaN/Inf can never pass by agreeing with a broken PyTorch output.
     `min_cosine` (int8/fp8) adds a whole-tensor criterion: quantized outputs may drift elementwise
     while still pointing the same way.
     """
@@ -22,26 +25,62 @@ def compare(actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float, 
         }
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
-    abs_err = np.abs(a - e)
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.abs(a - e)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(e))
-    nonfinite = ~np.isfinite(a) & np.isfinite(e)  # NaN/inf that PyTorch did not produce always fails
+    nonfinite = ~np.isfinite(a) | ~np.isfinite(e)  # NaN/Inf on either side always fails: NaN is never equal
     failing = ((abs_err > atol) & (rel_err > rtol)) | nonfinite
-    flat_a, flat_e = a.ravel(), e.ravel()
-    norm = np.linalg.norm(flat_a) * np.linalg.norm(flat_e)
-    cosine = float(flat_a @ flat_e / norm) if norm > 0 else float(np.array_equal(flat_a, flat_e))
+    finite_a, finite_e = np.where(nonfinite, 0.0, a).ravel(), np.where(nonfinite, 0.0, e).ravel()
+    norm = np.linalg.norm(finite_a) * np.linalg.norm(finite_e)
+    cosine = float(finite_a @ finite_e / norm) if norm > 0 else float(np.array_equal(finite_a, finite_e))
+    if nonfinite.any():
+        cosine = float("nan")
     passed = not failing.any()
-    note = ""
-    if min_cosine is not None and cosine < min_cosine:
-        passed, note = False, f"cosine {cosine:.4f} < {min_cosine}"
+    notes = []
+    if nonfinite.any():
+        notes.append(_nonfinite_note(a, e))
+    if min_cosine is not None and not cosine >= min_cosine:  # NaN cosine fails too
+        passed = False
+        notes.append(f"cosine {cosine:.4f} < {min_cosine}")
     return {
-        "max_abs_err": float(np.nanmax(abs_err)) if abs_err.size else 0.0,
-        "max_rel_err": float(np.nanmax(np.where(np.isfinite(rel_err), rel_err, np.inf))) if rel_err.size else 0.0,
+        # max() propagates NaN: a NaN anywhere shows as nan, never as a small error
+        "max_abs_err": float(np.max(abs_err)) if abs_err.size else 0.0,
+        "max_rel_err": float(np.max(rel_err)) if rel_err.size else 0.0,
         "cosine": cosine,
         "mismatch_fraction": float(failing.mean()) if failing.size else 0.0,
         "passed": bool(passed),
-        "note": note,
+        "note": "; ".join(notes),
     }
+
+
+def _nonfinite_note(a: np.ndarray, e: np.ndarray) -> str:
+    parts = []
+    for label, arr in (("output", a), ("PyTorch", e)):
+        nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+        if nan or inf:
+            parts.append(f"{label} has {nan} NaN and {inf} Inf of {arr.size} values")
+    return "; ".join(parts)
+
+
+def failure_clause(row: dict[str, Any]) -> str:
+    """What a failing parity row means, as a clause: shapes first, then NaN/Inf, then values."""
+    where = f"output {row['output']!r} at batch {row['batch']} ({row['case']})"
+    note = row.get("note") or ""
+    if note.startswith("shape "):
+        got, want = note.removeprefix("shape ").split(" != PyTorch ")
+        return f"{where} has shape {got} but PyTorch gives {want}"
+    if "NaN" in note or "Inf" in note:
+        return f"{where} is not finite where PyTorch is ({note})"
+    return (f"{where} differs from PyTorch (max abs err {row['max_abs_err']:.3g}, max rel err {row['max_rel_err']:.3g}; "
+            f"tolerance atol {row['atol']:g}, rtol {row['rtol']:g})")
+
+
+SHAPE_CAUSE = (
+    "likely cause: forward() creates a tensor of constant shape (torch.ones(2, 3), torch.zeros(2, ...)) or reads a "
+    "size from x.shape as a Python int, which the export froze; fix: build it from the input (x.new_ones(x.size(0), 3), "
+    "torch.ones_like(y)) or give it size 1 so that it broadcasts, then re-export"
+)
 
 
 ACCURACY_COLUMNS = [

@@ -84,6 +84,8 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
                  ", ".join(f"{n} {'x'.join(map(str, a.shape))}" for n, a in zip(output_names, outputs)))
     if len(failures) == len(cases):
         raise failures[0]
+    refuse_nonfinite(spec, model, checkpoint, cases, arrays, output_names)
+    refuse_batch_mismatch(spec, cases, arrays, output_names)
     if flops_path is not None:
         from .io import write_json
 
@@ -96,6 +98,89 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+
+
+def refuse_nonfinite(spec: ModelSpec, model, checkpoint: str | None, cases: list[dict[str, Any]],
+                     arrays: dict[str, np.ndarray], output_names: list[str]) -> None:
+    """A reference holding NaN/Inf would make every later parity check meaningless (NaN is never equal,
+    so every stage would fail for a reason that is PyTorch's): say so here, once, with the output."""
+    for case in cases:
+        if case.get("error"):
+            continue
+        for name in output_names:
+            out = arrays[f"{case['id']}/output/{name}"]
+            if not np.issubdtype(out.dtype, np.floating) or np.isfinite(out).all():
+                continue
+            nan, inf = int(np.isnan(out).sum()), int(np.isinf(out).sum())
+            bad = ", ".join(f"{n} {k}" for n, k in ((nan, "NaN"), (inf, "Inf")) if n)
+            source = f"checkpoint {checkpoint}" if checkpoint else "the factory's seeded weights"
+            inputs = {k.rsplit("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{case['id']}/input/")}
+            raise TrtpipeError(
+                f"model {spec.name}: PyTorch itself returns {bad} of {out.size} values in output {name!r} at batch "
+                f"{case['batch']} ({case['id']}) for seeded random inputs ({_ranges(spec, inputs)}) with {source}"
+                f"{_nonfinite_weights(model)}, so nothing can be checked against it; fix: check the checkpoint "
+                f"(a diverged training run, a wrong file) and the input ranges (models.{spec.name}.inputs[].range: "
+                f"log/sqrt/division of values the model never sees in practice)."
+            )
+
+
+def _ranges(spec: ModelSpec, inputs: dict[str, np.ndarray]) -> str:
+    parts = []
+    for inp in spec.inputs:
+        arr = inputs[inp.name]
+        if inp.range is not None:
+            what = f"in [{inp.range[0]:g}, {inp.range[1]:g})"
+        elif np.issubdtype(arr.dtype, np.floating):
+            what = "standard normal"
+        else:
+            what = str(arr.dtype)
+        parts.append(f"{inp.name} {'x'.join(map(str, arr.shape))} {what}")
+    return ", ".join(parts)
+
+
+def _nonfinite_weights(model) -> str:
+    """' (parameter 'fc.weight' holds NaN/Inf)' where the weights themselves are broken."""
+    try:
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+                return f" (its parameter {name!r} itself holds NaN/Inf)"
+    except Exception:  # TorchScript/exported programs: no state_dict to look into
+        pass
+    return ""
+
+
+def refuse_batch_mismatch(spec: ModelSpec, cases: list[dict[str, Any]], arrays: dict[str, np.ndarray],
+                          output_names: list[str]) -> None:
+    """Every stage assumes an output's axis 0 is the batch. An output whose axis 0 is the batch at one batch
+    and not at another (`self.fc(x) + torch.ones(2, 3)` returns batch 2 for batch 1) has it hard-coded: it
+    would pass every later parity check at the batch it happens to fit, so it is refused here.
+
+    An output whose axis 0 never moves with the batch (a constant, say) is left alone when PyTorch ran at
+    every reference batch: it has no batch axis at all."""
+    opt = [c for c in cases if c["dims"] == "opt"]  # same non-batch dims: only the batch differs
+    ran = [c for c in opt if not c.get("error")]
+    for name in output_names:
+        seen = [(c, arrays[f"{c['id']}/output/{name}"].shape) for c in ran]
+        seen = [(c, shape) for c, shape in seen if len(shape)]
+        follows = [c for c, shape in seen if shape[0] == c["batch"]]
+        breaks = [(c, shape) for c, shape in seen if shape[0] != c["batch"]]
+        if not follows or not breaks:
+            continue
+        constant = len({shape for _, shape in seen}) == 1
+        if constant and len(ran) == len(opt):
+            log.warning("output %r has the same shape %s at every batch: it is treated as having no batch axis",
+                        name, list(seen[0][1]))
+            continue
+        case, shape = breaks[0]
+        good = follows[0]
+        expected = [case["batch"], *shape[1:]]
+        raise TrtpipeError(
+            f"model {spec.name}: PyTorch returns output {name!r} with shape {list(shape)} for batch {case['batch']} "
+            f"({case['id']}) where [{', '.join(map(str, expected))}] is expected (its axis 0 follows the batch at batch "
+            f"{good['batch']}): the batch is hard-coded in forward(); likely cause: a tensor of constant shape created in "
+            f"forward() (torch.ones(2, 3), torch.zeros(2, ...)) that broadcasts against the batch; fix: build it from the "
+            f"input (x.new_ones(x.size(0), 3), torch.ones_like(y)) or give it size 1 on axis 0."
+        )
 
 
 @dataclass

@@ -301,9 +301,15 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats: list[str], out_dir: str | Path,
               precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None,
-              flops_paths: list[str] = (), peaks: dict[str, float] | None = None) -> None:
+              flops_paths: list[str] = (), peaks: dict[str, float] | None = None, *,
+              failures: list[dict[str, Any]] | None = None, models: list[str] | None = None) -> None:
+    """`failures` (rows of trtpipe.failures.failure_rows) and `models` (every model of the sweep) come from a
+    run that did not finish; without them the report judges completeness from the files it was given."""
+    from .benchmark import BENCH_COLUMNS
+
     out_dir = Path(out_dir)
-    bench = pd.concat([pd.read_csv(p) for p in bench_paths], ignore_index=True) if bench_paths else pd.DataFrame()
+    bench = (pd.concat([pd.read_csv(p) for p in bench_paths], ignore_index=True) if bench_paths
+             else pd.DataFrame(columns=BENCH_COLUMNS))
     accuracy = (pd.concat([pd.read_csv(p) for p in accuracy_paths], ignore_index=True)
                 if accuracy_paths else pd.DataFrame(columns=ACCURACY_COLUMNS))
     accuracy["profile"] = accuracy["profile"].fillna("")
@@ -318,14 +324,49 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
         plots[model] = out_dir / "plots" / f"{model}.png"
         plot_model(bench, model, plots[model])
 
-    doc = build_document(bench, accuracy, simplify_stats, plots, precision_stats, skipped or {})
+    doc = build_document(bench, accuracy, simplify_stats, plots, precision_stats, skipped or {}, failures=failures,
+                         models=models)
     write_text(out_dir / "report.md", doc.markdown(out_dir))
     write_text(out_dir / "report.html", doc.html("trtpipe report"))
     log.info("report: %s", out_dir / "report.html")
 
 
+def _skip_reason(backend: str, precision: str) -> str:
+    from .backends import PRECISIONS
+
+    if precision in PRECISIONS.get(backend, ()):
+        return f"{backend}.precisions leaves it out"
+    return "ONNX Runtime's CPU provider has no kernels for it" if backend == "onnxruntime" else f"{backend} cannot run it"
+
+
+def _status(missing: list[str], failed: bool) -> str:
+    if not missing:
+        return "ok"
+    listed = "; ".join(missing[:3]) + ("; ..." if len(missing) > 3 else "")
+    return f"FAILED: {listed}" if failed else f"not finished: {listed}"
+
+
+def missing_stages(bench: pd.DataFrame, accuracy: pd.DataFrame, model: str) -> list[str]:
+    """What a model lacks among the files given, when nobody said what was expected: every export that was
+    checked must also have been simplified, and some engine must have been built and timed. (A failed stage
+    writes no accuracy row, so "no failed row" alone would call a half-run model good.)"""
+    acc = accuracy[accuracy["model"] == model]
+    missing = []
+    exported = set(acc[acc["stage"] == "export"]["variant"])
+    simplified = set(acc[acc["stage"] == "simplify"]["variant"])
+    if not exported:
+        missing.append("export")
+    missing += [f"simplify {v}" for v in sorted(exported - simplified)]
+    if acc[acc["stage"] == "engine"].empty:
+        missing.append("engine")
+    if bench[bench["model"] == model].empty:
+        missing.append("benchmark")
+    return missing
+
+
 def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: list[str], plots: dict[str, Path],
-                   precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None) -> Doc:
+                   precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None, *,
+                   failures: list[dict[str, Any]] | None = None, models: list[str] | None = None) -> Doc:
     doc = Doc()
     skipped = skipped or {}
     excluded = failed_engines(accuracy)
@@ -361,23 +402,52 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
               "Their accuracy numbers below compare random inputs with random inputs and say nothing about accuracy "
               "on real data; give models.<name>.calibration_data (an .npz of real samples) before trusting them.")
 
+    all_models = sorted({*bench["model"].unique(), *accuracy["model"].unique(), *(models or ()),
+                         *(f["model"] for f in failures or ())})
+    failed_jobs = {m: [f for f in failures or () if f["model"] == m] for m in all_models}
     overview = []
-    for model in sorted(bench["model"].unique()):
+    for model in all_models:
         b = best.get(model)
         acc_m = acc[acc["model"] == model] if not acc.empty else acc
         n_fail = int((~acc_m["passed"].astype(bool)).sum()) if not acc_m.empty else 0
         unstable = int(bench[(bench["model"] == model)]["unstable"].astype(bool).sum())
+        none = "none passed" if not bench[bench["model"] == model].empty else "none finished"
+        if failures is not None:
+            missing = [f"{f['stage']} {f['engine']}".strip() for f in failed_jobs[model] if f["log"]]
+            not_run = sum(int(f["engine"].split()[0]) for f in failed_jobs[model] if not f["log"])
+            missing += [f"{not_run} job(s) not run"] if not_run else []
+        else:
+            missing = missing_stages(bench, accuracy, model)
+        if n_fail:
+            verdict = f"{n_fail} artifact(s) FAILED"
+        elif acc_m.empty and missing:
+            verdict = "nothing checked" + (" (see Failures)" if failures is not None else "")
+        elif failures is not None and missing:
+            verdict = "what was checked passes, but not every stage ran (see Failures)"
+        elif failures is None and missing:
+            verdict = f"incomplete: no {', '.join(missing)} results given"
+        else:
+            verdict = "all stages pass"
         overview.append({
             "model": model,
-            "best latency": f"{engine_label(b['latency'])} @ b{b['latency']['batch']}: {_fmt(b['latency']['latency_ms_median'])} ms" if b else "none passed",
-            "best throughput": f"{engine_label(b['throughput'])} @ b{b['throughput']['batch']}: {_fmt(b['throughput']['throughput_samples_s'])} samples/s" if b else "none passed",
-            "accuracy": "all stages pass" if n_fail == 0 else f"{n_fail} artifact(s) FAILED",
+            "status": ("incomplete" if failures is None and missing else
+                       _status(missing, any(f["log"] for f in failed_jobs[model]))),
+            "best latency": f"{engine_label(b['latency'])} @ b{b['latency']['batch']}: {_fmt(b['latency']['latency_ms_median'])} ms" if b else none,
+            "best throughput": f"{engine_label(b['throughput'])} @ b{b['throughput']['batch']}: {_fmt(b['throughput']['throughput_samples_s'])} samples/s" if b else none,
+            "accuracy": verdict,
             "unstable rows": unstable,
         })
     doc.h(2, "Overview")
+    if failures:
+        doc.p(f"This run did not finish: {sum(1 for f in failures if f['log'])} job(s) failed or were cut off. The report "
+              f"covers what finished; the Failures section says what did not, and why.")
     doc.table(pd.DataFrame(overview))
+    if failures:
+        doc.h(2, "Failures")
+        doc.p("Each failed job with its one-sentence reason and its log; jobs that needed a failed job's output did not run.")
+        doc.table(pd.DataFrame(failures, columns=["model", "stage", "engine", "reason", "log"]))
 
-    for model in sorted(bench["model"].unique()):
+    for model in all_models:
         rows = bench[bench["model"] == model]
         doc.h(2, f"Model {model}")
         b = best.get(model)
@@ -393,13 +463,22 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             doc.p("Engines that failed their accuracy check (their own, or their precision's) are excluded from the best "
                   "configuration.")
         if skipped.get(model):
-            doc.p("Not built: " + "; ".join(f"{p} on {b}" for b, p in skipped[model]) + " (the backend has no kernels for that "
-                  "precision here); the precision ONNX and its parity are still in accuracy.csv.")
+            made = {st["precision"] for st in precisions if st["model"] == model}
+            kept = sorted({p for _, p in skipped[model]} & made)
+            lost = sorted({p for _, p in skipped[model]} - made)
+            text = "Not built: " + "; ".join(f"{p} on {b} ({_skip_reason(b, p)})" for b, p in skipped[model])
+            if kept:
+                text += f"; the {', '.join(kept)} precision ONNX and its parity are still in accuracy.csv"
+            if lost:
+                text += (f"; no {', '.join(lost)} precision ONNX was made either, since no backend of this sweep builds "
+                         f"{'it' if len(lost) == 1 else 'them'}")
+            doc.p(text + ".")
         if model in plots:
             doc.image(plots[model], f"{model} latency and throughput vs batch")
 
-        doc.h(3, "Latency and throughput")
-        table = rows.assign(
+        if rows.empty:
+            doc.p("No engine of this model finished: see Failures." if failures else "No benchmark results were given.")
+        table = pd.DataFrame() if rows.empty else rows.assign(
             engine=[engine_label(r) for _, r in rows.iterrows()],
             median_ms=rows["latency_ms_median"].map(_fmt), p90_ms=rows["latency_ms_p90"].map(_fmt),
             p99_ms=rows["latency_ms_p99"].map(_fmt), samples_s=rows["throughput_samples_s"].map(_fmt),
@@ -409,7 +488,9 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             flag=rows["unstable"].map(lambda u: "unstable" if u else "")
             + rows.get("warnings", pd.Series("", index=rows.index)).fillna("").map(lambda w: f" {w}" if w else ""),
         )[["engine", "batch", "median_ms", "p90_ms", "p99_ms", "samples_s", "iterations", "cv_pct", "tflops", "of_peak", "flag"]]
-        doc.table(table)
+        if not rows.empty:
+            doc.h(3, "Latency and throughput")
+            doc.table(table)
 
         s = svd[svd["model"] == model] if not svd.empty else svd
         if not s.empty:

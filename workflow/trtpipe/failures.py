@@ -1,0 +1,283 @@
+"""What a sweep expected, what finished, and what failed with which sentence: the report of a sweep that did
+not finish, and the notes on what a sweep will not build at all.
+
+A failed job leaves no output (Snakemake deletes it) but keeps its log, and the trtpipe CLI writes its one
+sentence into that log as an ERROR line. So what failed, and why, can be read back after the run from the
+expected jobs of the config alone: their outputs, their logs, and what they need. The Snakefile's
+`onerror:` handler does that once the run has failed (`write_partial_report`), and so does
+`trtpipe summarize --config config.yaml --out-dir results/summary` by hand.
+
+This module is light on purpose (no pandas, no torch at import): the Snakefile imports it.
+The job list mirrors the paths in workflow/rules/*.smk; tests/test_failures.py checks it against
+Snakemake's own dry run so that the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENGINE_SUFFIX = {"onnxruntime": "onnx", "tensorrt": "engine"}  # the torch backends' engines end in .torch
+
+
+def engine_suffix(backend: str) -> str:
+    return ENGINE_SUFFIX.get(backend, "torch")
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    stage: str  # checkpoint, reference, export, check_export, simplify, precision, engine, benchmark
+    artifact: str  # what it makes: a variant, "variant precision", or "backend variant precision profile"
+    outputs: tuple[str, ...]
+    log: str
+    needs: tuple[str, ...] = ()  # keys of the jobs whose outputs it reads
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}|{self.stage}|{self.artifact}"
+
+
+def expected_jobs(sweep) -> list[Job]:
+    """Every job the sweep's DAG holds, in the order the stages run (see workflow/rules/*.smk)."""
+    jobs: list[Job] = []
+    for m, spec in sweep.models.items():
+        r = f"{sweep.results}/{m}"
+        seeded = spec.checkpoint is None
+        ckpt = (f"{m}|checkpoint|",) if seeded else ()
+        if seeded:
+            jobs.append(Job(m, "checkpoint", "", (f"{r}/checkpoint.pt",), f"{r}/logs/checkpoint.log"))
+        ref = f"{m}|reference|"
+        jobs.append(Job(m, "reference", "", (f"{r}/reference.npz", f"{r}/flops.json"), f"{r}/logs/reference.log", ckpt))
+        for v in map(str, sweep.variants(m)):
+            jobs.append(Job(m, "export", v, (f"{r}/onnx/{v}.onnx",), f"{r}/logs/export.{v}.log", ckpt))
+            jobs.append(Job(m, "check_export", v, (f"{r}/accuracy/export.{v}.csv", f"{r}/onnx/{v}.check.json"),
+                            f"{r}/logs/check_export.{v}.log", (f"{m}|export|{v}", ref)))
+            jobs.append(Job(m, "simplify", v, (f"{r}/onnx/{v}.sim.onnx", f"{r}/accuracy/simplify.{v}.csv",
+                                                f"{r}/onnx/{v}.sim.json"), f"{r}/logs/simplify.{v}.log",
+                            (f"{m}|export|{v}", f"{m}|check_export|{v}", ref)))
+            for p in sweep.precision_onnx_needed(m):
+                jobs.append(Job(m, "precision", f"{v} {p}", (f"{r}/onnx/{v}.sim.{p}.onnx", f"{r}/accuracy/precision.{v}.{p}.csv",
+                                                             f"{r}/onnx/{v}.sim.{p}.json"),
+                                f"{r}/logs/precision.{v}.{p}.log", (f"{m}|simplify|{v}", ref)))
+        for t in sweep.engine_targets(m):
+            v, stem = str(t.variant), t.stem
+            if t.backend.startswith("torch_"):
+                source = ckpt
+            elif t.precision == "fp32":
+                source = (f"{m}|simplify|{v}",)
+            else:
+                source = (f"{m}|precision|{v} {t.precision}",)
+            e = f"{r}/engines/{t.backend}/{stem}"
+            jobs.append(Job(m, "engine", f"{t.backend} {v} {t.precision} {t.profile}",
+                            (f"{e}.{engine_suffix(t.backend)}", f"{e}.json", f"{r}/accuracy/engine.{t.backend}.{stem}.csv"),
+                            f"{r}/logs/engine.{t.backend}.{stem}.log", (*source, ref)))
+        for b in sweep.bench_targets(m):
+            t = b.engine
+            jobs.append(Job(m, "benchmark", f"{t.backend} {t.variant} {t.precision} {b.profile}",
+                            (f"{r}/bench/{t.backend}/{b.stem}.csv",), f"{r}/logs/bench.{t.backend}.{b.stem}.log",
+                            (f"{m}|engine|{t.backend} {t.variant} {t.precision} {t.profile}",)))
+    return jobs
+
+
+# The CLI's log format (cli.py): "2026-11-23 19:55:30,046 ERROR trtpipe: <the sentence>"
+LOG_ERROR = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ ERROR [\w.]+: (.+)$")
+
+
+def reason_from_log(path: str | Path) -> str | None:
+    """The job's one sentence from its log (Snakemake deletes a job's log before it runs, so a log holds one run)."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [m.group(1) for line in lines if (m := LOG_ERROR.match(line))]
+    if not errors:
+        return None
+    if errors[-1].startswith("unexpected failure"):
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return f"unexpected failure ({last[:300]}); the trace is in the log"
+    return errors[-1]
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str  # done, failed, unfinished (a log without an error: interrupted or killed), not run
+    reason: str = ""
+    blocked: bool = False  # not run because a job it (indirectly) needs failed or was cut off
+
+
+def outcomes(sweep) -> list[Outcome]:
+    """Each expected job's outcome, judged from the files alone.
+
+    A job is done when its outputs exist, everything it needs is done, and its outputs are not older than
+    what it read (so a stale output left from an earlier run, below a stage that failed now, is not
+    reported as a result)."""
+    jobs = expected_jobs(sweep)
+    by_key = {j.key: j for j in jobs}
+    done: dict[str, float] = {}  # key -> oldest output mtime
+    result = []
+    for job in jobs:  # stage order: what a job needs comes before it
+        mtimes = [os.path.getmtime(o) for o in job.outputs if os.path.exists(o)]
+        complete = len(mtimes) == len(job.outputs)
+        missing_need = next((n for n in job.needs if n in by_key and n not in done), None)
+        newest_need = max((_newest(by_key[n]) for n in job.needs if n in by_key), default=0.0)
+        if complete and missing_need is None and min(mtimes) >= newest_need:
+            done[job.key] = min(mtimes)
+            result.append(Outcome(job, "done"))
+        elif missing_need is not None:  # it cannot have run: what it reads is missing
+            need = by_key[missing_need]
+            blocker = next((o for o in result if o.job.key == missing_need), None)
+            blocked = blocker is not None and (blocker.status in ("failed", "unfinished") or blocker.blocked)
+            result.append(Outcome(job, "not run", f"needs {need.stage} {need.artifact}".rstrip(), blocked))
+        elif (reason := reason_from_log(job.log)) is not None:
+            result.append(Outcome(job, "failed", reason))
+        elif not complete and os.path.exists(job.log):
+            result.append(Outcome(job, "unfinished", "did not finish (interrupted or killed): its log ends without an error"))
+        else:
+            result.append(Outcome(job, "not run", "the run stopped before it"))
+    return result
+
+
+def _newest(job: Job) -> float:
+    return max((os.path.getmtime(o) for o in job.outputs if os.path.exists(o)), default=0.0)
+
+
+def failure_rows(results: list[Outcome]) -> list[dict[str, Any]]:
+    """Rows of the report's Failures table: every failed or unfinished job, then per model the jobs not run."""
+    rows = [{"model": o.job.model, "stage": o.job.stage, "engine": o.job.artifact, "reason": o.reason, "log": o.job.log}
+            for o in results if o.status in ("failed", "unfinished")]
+    not_run: dict[tuple[str, bool], list[Outcome]] = {}
+    for o in results:
+        if o.status == "not run":
+            not_run.setdefault((o.job.model, o.blocked), []).append(o)
+    for (model, blocked), items in sorted(not_run.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+        stages = list(dict.fromkeys(o.job.stage for o in items))
+        rows.append({
+            "model": model, "stage": ", ".join(stages), "engine": f"{len(items)} job(s)",
+            "reason": "not run: they need an output of a job that did not finish" if blocked else
+                      "not run: the run stopped before them (or they failed before writing a log: see Snakemake's log)",
+            "log": "",
+        })
+    return rows
+
+
+def expected_inputs(results: list[Outcome]) -> dict[str, list[str]]:
+    """The summary's inputs among what is done, by kind (the summary rule's input lists)."""
+    kinds: dict[str, list[str]] = {"bench": [], "accuracy": [], "simplify_stats": [], "precision_stats": [], "flops": []}
+    for o in results:
+        if o.status != "done":
+            continue
+        for path in o.job.outputs:
+            if o.job.stage == "benchmark":
+                kinds["bench"].append(path)
+            elif "/accuracy/" in path:
+                kinds["accuracy"].append(path)
+            elif o.job.stage == "simplify" and path.endswith(".sim.json"):
+                kinds["simplify_stats"].append(path)
+            elif o.job.stage == "precision" and path.endswith(".json"):
+                kinds["precision_stats"].append(path)
+            elif path.endswith("/flops.json"):
+                kinds["flops"].append(path)
+    return kinds
+
+
+def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
+    """The report over whatever finished, with a Failures section; returns the failure rows."""
+    from .report import summarize
+
+    results = outcomes(sweep)
+    inputs = expected_inputs(results)
+    failures = failure_rows(results)
+    skipped = {m: [list(t) for t in sweep.skipped_targets(m)] for m in sweep.models}
+    summarize(inputs["bench"], inputs["accuracy"], inputs["simplify_stats"], out_dir, inputs["precision_stats"], skipped,
+              inputs["flops"], sweep.peak_tflops, failures=failures, models=list(sweep.models))
+    return failures
+
+
+SUMMARY_NAMES = ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")
+
+
+def write_partial_report(sweep, snakemake_log: str | None = None, python: str = sys.executable) -> None:
+    """See _write_partial_report; never raises: Snakemake's own failure report and exit status come first."""
+    try:
+        _write_partial_report(sweep, snakemake_log, python)
+    except Exception as exc:  # noqa: BLE001 - an onerror handler must not mask the run's own error
+        print(f"trtpipe: the report of what finished could not be written ({type(exc).__name__}: {exc}); fix: run "
+              f"trtpipe summarize --config config.yaml --out-dir {Path(sweep.results, 'summary')}", file=sys.stderr)
+
+
+def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None:
+    """Snakefile `onerror:`: list what failed on the console and write the report over what finished.
+
+    The report goes where the summary rule writes it, and its files are then dated back to before every
+    finished input, so that Snakemake (which did not make them) still runs the summary rule on the next
+    run instead of taking a partial report for a finished one."""
+    results = outcomes(sweep)
+    rows = failure_rows(results)
+    failed = [r for r in rows if r["log"]]
+    out_dir = Path(sweep.results, "summary")
+    print(f"\ntrtpipe: {len(failed)} job(s) failed or did not finish:", file=sys.stderr)
+    for r in failed:
+        label = " ".join(x for x in (r["model"], r["stage"], r["engine"]) if x)
+        print(f"  {label}: {r['reason']} (log: {r['log']})", file=sys.stderr)
+    for r in rows:
+        if not r["log"]:
+            print(f"  {r['model']}: {r['engine']} {r['reason']}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / ".partial-config.json"
+    config.write_text(json.dumps(sweep.raw, default=str))
+    package = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": package + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+    proc = subprocess.run([python, "-m", "trtpipe", "summarize", "--config", str(config), "--out-dir", str(out_dir),
+                           "--log", str(out_dir / "summary.log")], env=env, capture_output=True, text=True)
+    config.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"trtpipe: the report of what finished could not be written ({detail}); fix: see {out_dir / 'summary.log'}, "
+              f"then run: trtpipe summarize --config config.yaml --out-dir {out_dir}", file=sys.stderr)
+        return
+    finished = [os.path.getmtime(p) for ps in expected_inputs(results).values() for p in ps]
+    stamp = (min(finished) if finished else time.time()) - 1
+    for path in [*(out_dir / n for n in SUMMARY_NAMES), *(out_dir / "plots").glob("*.png")]:
+        if path.exists():
+            os.utime(path, (stamp, stamp))
+    print(f"trtpipe: report of what finished, with a Failures section: {(out_dir / 'report.html').resolve()}",
+          file=sys.stderr)
+
+
+# --- what a sweep will not build -------------------------------------------------------------------
+def skip_reason(sweep, backend: str, precision: str) -> str:
+    from .backends import PRECISIONS
+
+    if precision not in PRECISIONS.get(backend, ()):
+        if backend == "onnxruntime":
+            return f"ONNX Runtime's CPU provider has no {precision} kernels"
+        return f"{backend} cannot run {precision}"
+    return f"{backend}.precisions leaves it out"
+
+
+def skipped_notes(sweep) -> list[str]:
+    """One line per (backend, precision) the config asks for but will not build, with why and what then
+    still exists; printed once at DAG time by the Snakefile."""
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for m in sweep.models:
+        for backend, precision in sweep.skipped_targets(m):
+            by_pair.setdefault((backend, precision), []).append(m)
+    notes = []
+    for (backend, precision), models in sorted(by_pair.items()):
+        onnx_made = [m for m in models if precision in sweep.precision_onnx_needed(m)]
+        builders = [b for b in sweep.backends if precision in sweep.backend_precisions(b)]
+        also = (f"; the {precision} precision ONNX is still made for {', '.join(builders)}" if onnx_made else
+                f"; nothing {precision} is built at all (no backend of the sweep runs it): add tensorrt or a torch_* "
+                f"backend to sweep.backends, or drop {precision} from the precisions" if not builders else "")
+        notes.append(f"not built: {precision} engines on {backend} for {', '.join(models)} "
+                     f"({skip_reason(sweep, backend, precision)}){also}.")
+    return notes

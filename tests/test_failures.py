@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TEXT_MODEL, tiny_config
+from trtpipe.spec import DYNAMIC
+from helpers import TEXT_MODEL, tiny_config
 from trtpipe import failures
 from trtpipe import reference as reference_module
 from trtpipe.check import check_export
@@ -33,8 +34,7 @@ def user_model(name, shape=(8,)):
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    os.chdir(REPO)  # user factory paths are relative to where snakemake runs
+def sweep(repo_cwd):
     return validate(tiny_config(
         nan=user_model("nan_output"), constant=user_model("constant_batch"), branchy=user_model("data_dependent"),
         linear=user_model("tiny_linear"), pairs=user_model("pairs_of_two"), bad=user_model("hardcoded_batch", (3, 4, 4)),
@@ -106,9 +106,9 @@ def test_the_dynamic_check_names_the_cause_it_saw(sweep, tmp_path, monkeypatch):
     spec = sweep.models["constant"]
     monkeypatch.setattr(reference_module, "refuse_batch_mismatch", lambda *a: None)  # let the bad reference through
     make_reference(spec, None, [1, 2, 3], tmp_path / "c.npz")
-    export_onnx(spec, None, "dynamic", tmp_path / "c.onnx", dummy_batch=2)
+    export_onnx(spec, None, DYNAMIC, tmp_path / "c.onnx", dummy_batch=2)
     with pytest.raises(DynamicExportError) as info:
-        check_export(tmp_path / "c.onnx", spec, tmp_path / "c.npz", "dynamic", TOL, dummy_batch=2)
+        check_export(tmp_path / "c.onnx", spec, tmp_path / "c.npz", DYNAMIC, TOL, dummy_batch=2)
     message = str(info.value)
     assert "does not run at batch 3 (b3)" in message and "(Add)" in message
     assert "combines the input with a tensor of constant shape (torch.ones(2, 3)" in message
@@ -121,9 +121,9 @@ def test_reshape_constants_that_equal_the_traced_batch_are_explained_away(sweep,
     spec = sweep.models["pairs"]
     make_reference(spec, None, [1, 2, 3], tmp_path / "p.npz")
     for exporter in ("dynamo", "torchscript"):
-        export_onnx(spec, None, "dynamic", tmp_path / "p.onnx", exporter=exporter, dummy_batch=2)
+        export_onnx(spec, None, DYNAMIC, tmp_path / "p.onnx", exporter=exporter, dummy_batch=2)
         with caplog.at_level("INFO"):
-            rows, report = check_export(tmp_path / "p.onnx", spec, tmp_path / "p.npz", "dynamic", TOL, dummy_batch=2)
+            rows, report = check_export(tmp_path / "p.onnx", spec, tmp_path / "p.npz", DYNAMIC, TOL, dummy_batch=2)
         assert all(r["passed"] for r in rows) and report["suspicious_reshapes"] == []
         assert "explained away" in caplog.text and "contains 2 (the traced batch)" in caplog.text
 
@@ -132,9 +132,9 @@ def test_a_batch_frozen_at_the_default_traced_batch_is_still_caught(sweep, tmp_p
     """The default traced batch is 5: int(x.shape[0]) bakes 5 into the Reshape, and the check finds it."""
     spec = sweep.models["traced"]
     make_reference(spec, None, sweep.reference_batches("traced"), tmp_path / "t.npz")
-    export_onnx(spec, None, "dynamic", tmp_path / "t.onnx")
+    export_onnx(spec, None, DYNAMIC, tmp_path / "t.onnx")
     with pytest.raises(DynamicExportError) as info:
-        check_export(tmp_path / "t.onnx", spec, tmp_path / "t.npz", "dynamic", TOL, dummy_batch=5)
+        check_export(tmp_path / "t.onnx", spec, tmp_path / "t.npz", DYNAMIC, TOL, dummy_batch=5)
     assert "the graph traced at batch 5 does not run at batch 1 (b1)" in str(info.value)
     assert "to constant [5, -1] contains 5 (the traced batch)" in str(info.value)
 
@@ -142,7 +142,7 @@ def test_a_batch_frozen_at_the_default_traced_batch_is_still_caught(sweep, tmp_p
 def test_a_hard_coded_batch_that_differs_from_the_traced_one_fails_at_export(sweep, tmp_path):
     """x.view(2, -1) traced at 5: PyTorch itself fails there, and the export says the batch is hard-coded."""
     with pytest.raises(DynamicExportError) as info:
-        export_onnx(sweep.models["bad"], None, "dynamic", tmp_path / "bad.onnx")
+        export_onnx(sweep.models["bad"], None, DYNAMIC, tmp_path / "bad.onnx")
     message = str(info.value)
     assert message.startswith("model bad: axis 0 (batch) is hard-coded in the model — PyTorch's forward() runs at batch 2 "
                               "but fails at the traced batch 5 (export.dummy_batch)")
@@ -152,7 +152,7 @@ def test_a_hard_coded_batch_that_differs_from_the_traced_one_fails_at_export(swe
 # --- export failures: plain text, the user's line, a fix that helps --------------------------------------
 def test_data_dependent_control_flow_names_the_line_and_a_fix_that_helps(sweep, tmp_path):
     with pytest.raises(TrtpipeError) as info:
-        export_onnx(sweep.models["branchy"], None, "dynamic", tmp_path / "b.onnx")
+        export_onnx(sweep.models["branchy"], None, DYNAMIC, tmp_path / "b.onnx")
     message = str(info.value)
     line = next(i for i, text in enumerate((REPO / "tests/data/user_models.py").read_text().splitlines(), 1)
                 if "if y.sum() > 0:" in text)
@@ -164,7 +164,7 @@ def test_data_dependent_control_flow_names_the_line_and_a_fix_that_helps(sweep, 
 
 def test_torchscript_names_the_frozen_branch_in_the_log(sweep, tmp_path, caplog):
     with caplog.at_level("WARNING"):
-        export_onnx(sweep.models["branchy"], None, "dynamic", tmp_path / "b.onnx", exporter="torchscript")
+        export_onnx(sweep.models["branchy"], None, DYNAMIC, tmp_path / "b.onnx", exporter="torchscript")
     assert re.search(r"the trace froze a value at tests/data/user_models.py:\d+: Converting a tensor to a Python boolean",
                      caplog.text)
 
@@ -233,24 +233,24 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
 def test_precisions_no_backend_builds_are_named_once_with_why():
     sweep = validate({**tiny_config(), "sweep": {"profiles": ["latency"], "precisions": ["fp32", "bf16"]}})
     assert failures.skipped_notes(sweep) == [
-        "not built: bf16 engines on onnxruntime for tiny_text (ONNX Runtime's CPU provider has no bf16 kernels); "
+        "not built: bf16 engines on onnxruntime for tiny_text (ONNX Runtime (onnxruntime) has no bf16 kernels); "
         "nothing bf16 is built at all (no backend of the sweep runs it): add tensorrt or a torch_* backend to "
         "sweep.backends, or drop bf16 from the precisions."
     ]
     both = validate({**tiny_config(), "sweep": {"profiles": ["latency"], "precisions": ["fp32", "bf16"],
                                                 "backends": ["onnxruntime", "tensorrt"]}})
     assert failures.skipped_notes(both) == [
-        "not built: bf16 engines on onnxruntime for tiny_text (ONNX Runtime's CPU provider has no bf16 kernels); "
+        "not built: bf16 engines on onnxruntime for tiny_text (ONNX Runtime (onnxruntime) has no bf16 kernels); "
         "the bf16 precision ONNX is still made for tensorrt."
     ]
     assert failures.skipped_notes(validate(tiny_config())) == []
 
 
 def _write_bench_and_accuracy(root: Path, model: str) -> tuple[str, str]:
-    from trtpipe.benchmark import BENCH_COLUMNS
+    from trtpipe.benchmark import bench_columns
     from trtpipe.parity import ACCURACY_COLUMNS
 
-    bench = pd.DataFrame([{c: None for c in BENCH_COLUMNS} | {
+    bench = pd.DataFrame([{c: None for c in bench_columns()} | {
         "model": model, "variant": "dynamic", "precision": "fp32", "backend": "onnxruntime", "profile": "latency",
         "profile_min": 1, "profile_opt": 1, "profile_max": 1, "batch": 1, "device": "cpu", "git_rev": "x",
         "latency_ms_median": 1.0, "latency_ms_p90": 1.0, "latency_ms_p99": 1.0, "throughput_samples_s": 1000.0,
@@ -268,7 +268,7 @@ def test_the_report_says_which_precision_onnx_exists(tmp_path):
     bench, acc = _write_bench_and_accuracy(tmp_path, "m")
     summarize([bench], [acc], [], tmp_path / "out", [], {"m": [["onnxruntime", "bf16"]]})
     text = (tmp_path / "out/report.md").read_text()
-    assert ("Not built: bf16 on onnxruntime (ONNX Runtime's CPU provider has no kernels for it); no bf16 precision ONNX "
+    assert ("Not built: bf16 on onnxruntime (ONNX Runtime (onnxruntime) has no kernels for it); no bf16 precision ONNX "
             "was made either, since no backend of this sweep builds it.") in text
     assert "still in accuracy.csv" not in text
     stats = tmp_path / "bf16.json"

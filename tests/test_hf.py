@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import FAST_BENCHMARK
+from helpers import FAST_BENCHMARK
 from helpers import REPO, copy_workflow, dry_run_jobs, snakemake
 from trtpipe.config import validate
 from trtpipe.errors import TrtpipeError

@@ -132,6 +132,6 @@ def test_every_family_shares_suffix_env_section_and_source():
     from trtpipe.backends import registry
 
     families = registry.rules()
-    assert set(families) == {"onnxruntime", "tensorrt", "torch"}
+    assert set(families) == {"onnxruntime", "tensorrt", "torch", "onnxruntime_cuda", "onnxruntime_tensorrt"}
     assert [b.name for b in families["torch"]] == ["torch_eager", "torch_compile", "torch_eager_graph", "torch_compile_graph"]
     assert Path(REPO / "envs" / families["tensorrt"][0].conda_env).exists()

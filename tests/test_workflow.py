@@ -258,12 +258,9 @@ def test_the_failure_read_back_knows_every_job_snakemake_plans(tmp_path):
     _write_user_checkpoints(workdir)
     planned = {o.strip() for line in dry_run_outputs(workdir) for o in line.split(", ")}
     planned = {o for o in planned if not o.startswith("results/summary/")}
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # factory paths are relative to the workflow's folder
+        patch.chdir(workdir)
         expected = {o for job in expected_jobs(validate(config)) for o in job.outputs}
-    finally:
-        os.chdir(cwd)
     assert planned == expected
 
 

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ENGINE_SUFFIX = {"onnxruntime": "onnx", "tensorrt": "engine"}  # the torch backends' engines end in .torch
 
 
 def engine_suffix(backend: str) -> str:
-    return ENGINE_SUFFIX.get(backend, "torch")
+    from .backends.registry import get
+
+    return get(backend).engine_suffix
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,11 @@ def expected_jobs(sweep) -> list[Job]:
                                 f"{r}/logs/precision.{v}.{p}.log", (f"{m}|simplify|{v}", ref)))
         for t in sweep.engine_targets(m):
             v, stem = str(t.variant), t.stem
-            if t.backend.startswith("torch_"):
+            from .backends.registry import CHECKPOINT_SOURCE, get
+
+            if get(t.backend).source == CHECKPOINT_SOURCE:
                 source = ckpt
-            elif t.precision == "fp32":
+            elif t.precision in ("fp32", "tf32"):  # tf32 runs the fp32 ONNX
                 source = (f"{m}|simplify|{v}",)
             else:
                 source = (f"{m}|precision|{v} {t.precision}",)
@@ -255,13 +258,12 @@ def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None
 
 # --- what a sweep will not build -------------------------------------------------------------------
 def skip_reason(sweep, backend: str, precision: str) -> str:
-    from .backends import PRECISIONS
+    from .backends.registry import get
 
-    if precision not in PRECISIONS.get(backend, ()):
-        if backend == "onnxruntime":
-            return f"ONNX Runtime's CPU provider has no {precision} kernels"
-        return f"{backend} cannot run {precision}"
-    return f"{backend}.precisions leaves it out"
+    b = get(backend)
+    if precision not in b.precisions:
+        return f"{b.library} ({backend}) has no {precision} kernels"
+    return f"{b.section}.precisions leaves it out"
 
 
 def skipped_notes(sweep) -> list[str]:

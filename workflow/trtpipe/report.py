@@ -305,11 +305,11 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
               failures: list[dict[str, Any]] | None = None, models: list[str] | None = None) -> None:
     """`failures` (rows of trtpipe.failures.failure_rows) and `models` (every model of the sweep) come from a
     run that did not finish; without them the report judges completeness from the files it was given."""
-    from .benchmark import BENCH_COLUMNS
+    from .benchmark import bench_columns
 
     out_dir = Path(out_dir)
     bench = (pd.concat([pd.read_csv(p) for p in bench_paths], ignore_index=True) if bench_paths
-             else pd.DataFrame(columns=BENCH_COLUMNS))
+             else pd.DataFrame(columns=bench_columns()))
     accuracy = (pd.concat([pd.read_csv(p) for p in accuracy_paths], ignore_index=True)
                 if accuracy_paths else pd.DataFrame(columns=ACCURACY_COLUMNS))
     accuracy["profile"] = accuracy["profile"].fillna("")
@@ -332,11 +332,12 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
 
 
 def _skip_reason(backend: str, precision: str) -> str:
-    from .backends import PRECISIONS
+    from .backends.registry import get
 
-    if precision in PRECISIONS.get(backend, ()):
-        return f"{backend}.precisions leaves it out"
-    return "ONNX Runtime's CPU provider has no kernels for it" if backend == "onnxruntime" else f"{backend} cannot run it"
+    b = get(backend)
+    if precision in b.precisions:
+        return f"{b.section}.precisions leaves it out"
+    return f"{b.library} ({backend}) has no kernels for it"
 
 
 def _status(missing: list[str], failed: bool) -> str:

@@ -301,3 +301,52 @@ def test_sweeps_without_a_common_row_exit_2(sweep, tmp_path, capsys):
     renamed = write_results(tmp_path / "renamed", sweep.assign(model=sweep["model"] + "_other"), seed=1)
     assert cmp.main([str(base), str(renamed)]) == 2
     assert "no row of" in capsys.readouterr().err
+
+
+# --- wired into the trtpipe CLI and the report -------------------------------------------------------------
+def test_planted_regression_through_the_trtpipe_cli_exits_1(sweep, tmp_path):
+    """`python -m trtpipe compare` (the command a CI job runs): status 1 on a regression, 0 on none, 2 on bad input."""
+    import os
+    import subprocess
+    import sys
+
+    base = write_results(tmp_path / "base", sweep, seed=1)
+    new = write_results(tmp_path / "new", sweep, seed=1, scale={PLANTED: SLOWDOWN})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "workflow")}
+
+    def trtpipe(*args):
+        return subprocess.run([sys.executable, "-m", "trtpipe", "compare", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    out = tmp_path / "compare.md"
+    proc = trtpipe(base, new, "--out", out, "--csv", tmp_path / "compare.csv")
+    assert proc.returncode == 1, proc.stderr
+    assert "REGRESSION" in proc.stdout and PLANTED[1] in proc.stdout
+    assert "regression" in out.read_text()
+    assert trtpipe(base, base).returncode == 0
+    missing = trtpipe(base, tmp_path / "nowhere")
+    assert missing.returncode == 2 and "trtpipe compare: error:" in missing.stderr
+
+
+def test_report_sections_for_budget_traffic_memory_and_baseline(sweep, tmp_path):
+    """The summary with objectives, traffic and a baseline: each section appears, a regression does not fail it."""
+    from trtpipe.report import summarize
+
+    base = write_results(tmp_path / "base", sweep, seed=1)
+    new = write_results(tmp_path / "new", sweep, seed=1, scale={PLANTED: SLOWDOWN})
+    table = pd.read_csv(new / "summary" / "benchmarks.csv")
+    table["device_mem_peak_bytes"] = 3 * 2**20
+    table["engine_bytes"] = 2**20
+    table["host_rss_peak_bytes"] = 100 * 2**20
+    bench = tmp_path / "bench.csv"
+    table.drop(columns=[c for c in ("flops_per_sample", "achieved_tflops", "peak_tflops", "efficiency") if c in table]).to_csv(
+        bench, index=False)
+    out_dir = new / "summary"
+    summarize([str(bench)], [], [], out_dir, objectives={"resnet50": {"p99_latency_ms": 5.0}},
+              traffic={"resnet50": {"batch": {1: 0.7, 8: 0.3}}}, baseline=str(base))
+    md = (out_dir / "report.md").read_text()
+    for needle in ("## Against the baseline", "### Regressions", "### Within your budget", "### For your traffic",
+                   "device_mem_mib", "engine_mib", "host_rss_mib", "resnet50.pareto.png"):
+        assert needle in md, needle
+    assert (out_dir / "plots" / "resnet50.pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out_dir / "compare.md").exists() and not pd.read_csv(out_dir / "compare.csv").empty

@@ -138,7 +138,8 @@ def cmd_summarize(args) -> None:
     from .report import summarize
 
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
-              args.flops, json.loads(args.peaks))
+              args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
+              baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -273,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
     p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
     p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
+    p.add_argument("--objectives", default="{}", help='JSON {model: {"p99_latency_ms": ..., "min_throughput": ...}}')
+    p.add_argument("--traffic", default="{}", help='JSON {model: {"batch": {size: weight}}}')
+    p.add_argument("--baseline", help="an earlier sweep (results folder or summary/benchmarks.csv) to compare against")
+    p.add_argument("--compare-settings", default="{}", help='JSON {"alpha": ..., "min_effect": ...}')
     p.add_argument("--out-dir", required=True)
     return parser
 

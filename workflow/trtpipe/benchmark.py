@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ PROVENANCE_COLUMNS = [
 ]
 
 
-# Memory per engine: peak device memory while it was timed (NaN where it cannot be seen; see device_memory),
+# Memory per engine: peak device memory while it was timed (NaN where it cannot be seen; see backends/base.py Runner.device_memory),
 # the engine file's size (the sidecar's engine_bytes), and the benchmark process's peak resident host memory.
 MEMORY_COLUMNS = ["device_mem_peak_bytes", "engine_bytes", "host_rss_peak_bytes"]
 
@@ -46,42 +45,6 @@ def host_rss_peak_bytes() -> int:
     """The peak resident set of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-@contextlib.contextmanager
-def device_memory(backend, options: dict, sidecar: dict):
-    """Yields a dict whose "bytes" holds the engine's peak device memory once the block ends.
-
-    - TensorRT: what the engine itself needs, the sidecar's device_memory_bytes (activations, scratch) plus its
-      weights where the sidecar records them (weights_bytes); the harness's own I/O buffers are not counted.
-    - PyTorch on the GPU: torch.cuda.max_memory_allocated over the timing, its peak reset before.
-    - ONNX Runtime on the GPU: NaN. ORT allocates through its own CUDA arena, which PyTorch's allocator counter
-      does not see; the counter would report only the harness's I/O buffers and look deceptively small.
-    - CPU backends: NaN (no device memory).
-    """
-    out = {"bytes": math.nan}
-    on_gpu = backend.needs_gpu(options)
-    if backend.module.endswith(".tensorrt") or backend.name == "tensorrt":
-        if sidecar.get("device_memory_bytes") is not None:
-            out["bytes"] = float(sidecar["device_memory_bytes"]) + float(sidecar.get("weights_bytes") or 0)
-        yield out
-        return
-    if not on_gpu or backend.module.endswith(".ort_gpu"):
-        yield out
-        return
-    try:
-        import torch
-    except ImportError:  # no torch, no counter
-        yield out
-        return
-    if not torch.cuda.is_available():
-        yield out
-        return
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    yield out
-    torch.cuda.synchronize()
-    out["bytes"] = float(torch.cuda.max_memory_allocated())
 
 
 def benchmark_engine(
@@ -116,7 +79,7 @@ def benchmark_engine(
     rows = []
     for batch in batches:
         sets = [random_inputs(spec, batch, "opt", spec.seed, stream=f"bench/{k}") for k in range(input_sets)]
-        with device_memory(backend, runner.options, sidecar) as memory:
+        with runner.device_memory() as memory:
             stats = runner.benchmark(sets, settings, batch)
         samples = stats.pop("_samples", {})  # per-iteration arrays: not CSV columns
         if timings is not None:

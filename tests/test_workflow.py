@@ -34,7 +34,10 @@ TS_MODEL = {"checkpoint": "model.ts", "inputs": [{"name": "x", "shape": [3, 8, 8
 def e2e_config():
     text = {**TEXT_MODEL, "precisions": ["fp32", "fp16", "int8"]}
     user = {**USER_MODEL, "checkpoint": "user.pt", "precisions": ["fp32", "int8"], "calibration_data": "calib.npz"}
-    return tiny_config(tiny_text=text, tiny_sr=SR_MODEL, user=user, scripted=TS_MODEL)
+    config = tiny_config(tiny_text=text, tiny_sr=SR_MODEL, user=user, scripted=TS_MODEL)
+    config["objectives"] = {"tiny_text": {"p99_latency_ms": 1000.0}}
+    config["traffic"] = {"tiny_text": {"batch": {1: 3, 2: 1}}}
+    return config
 
 
 def _write_user_checkpoints(workdir: Path) -> None:
@@ -102,6 +105,21 @@ def test_end_to_end_artifacts(run):
         assert needle in html
     for model in ("tiny_text", "tiny_sr", "user", "scripted"):
         assert (results / f"summary/plots/{model}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (results / f"summary/plots/{model}.pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # issue 15: raw timings beside every benchmark CSV, memory columns, the Pareto plot, the budget and traffic sections
+    from trtpipe.timings import read_timings, timings_path
+
+    for csv in results.glob("*/bench/*/*.csv"):
+        raw = read_timings(timings_path(csv))
+        frame = pd.read_csv(csv)
+        assert sorted(raw) == sorted(frame["batch"]) and all(raw[b]["latency_ms"].size == n for b, n in zip(frame["batch"], frame["iterations"]))
+    assert {"device_mem_peak_bytes", "engine_bytes", "host_rss_peak_bytes"} <= set(bench.columns)
+    assert (bench["engine_bytes"] > 0).all() and (bench["host_rss_peak_bytes"] > 0).all()
+    assert bench["device_mem_peak_bytes"].isna().all()  # CPU rows: no device memory
+    md = (results / "summary/report.md").read_text()
+    for needle in ("device_mem_mib", "engine_mib", "host_rss_mib", "### Within your budget", "plots/tiny_text.pareto.png",
+                   "### For your traffic", "Against the baseline"):
+        assert (needle in md) == (needle != "Against the baseline"), needle
     assert not list(results.rglob("*.tmp"))
 
 

@@ -14,7 +14,9 @@ for _family, _members in registry.rules().items():
             engine=engine_file,
             sidecar=lambda w: engine_file(w, sidecar=True),
         output:
-            f"{R}/{{model}}/bench/{{backend}}/{{variant}}.{{precision}}.{{profile}}.csv",
+            csv=f"{R}/{{model}}/bench/{{backend}}/{{variant}}.{{precision}}.{{profile}}.csv",
+            # per-iteration timings for `trtpipe compare`; the path is trtpipe.timings.timings_path(csv)
+            timings=f"{R}/{{model}}/bench/{{backend}}/{{variant}}.{{precision}}.{{profile}}.timings.npz",
         wildcard_constraints:
             backend="|".join(re.escape(b.name) for b in _members),
         params:
@@ -37,4 +39,4 @@ for _family, _members in registry.rules().items():
             "trtpipe benchmark --backend {wildcards.backend} --model-spec {params.spec:q} --engine {input.engine}"
             " --sidecar {input.sidecar} --profile {wildcards.profile} --batches {params.batches}"
             " --settings {params.settings:q} --backend-options {params.options:q} --threads {threads}"
-            " --out {output} --log {log}"
+            " --out {output.csv} --timings-out {output.timings} --log {log}"

@@ -12,6 +12,7 @@ from trtpipe import codehash
 from trtpipe.backends import registry
 from trtpipe.config import COMBINED
 from trtpipe.spec import Variant
+from trtpipe.timings import timings_path
 
 R = SWEEP.results
 PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
@@ -184,5 +185,10 @@ ACCURACY_FILES = (
 SIMPLIFY_STATS = [f"{R}/{m}/onnx/{v}.sim.json" for m in SWEEP.models for v in SWEEP.variants(m)]
 PRECISION_STATS = [f"{R}/{m}/onnx/{v}.sim.{p}.json" for m, v, p in REDUCED]
 FLOPS_FILES = [f"{R}/{m}/flops.json" for m in SWEEP.models]
+TIMINGS_FILES = [str(timings_path(p)) for p in BENCH_FILES]
 PLOTS = [f"{R}/summary/plots/{m}.png" for m in SWEEP.models]
-SUMMARY_FILES = [f"{R}/summary/{name}" for name in ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")] + PLOTS
+PARETO_PLOTS = [f"{R}/summary/plots/{m}.pareto.png" for m in SWEEP.models]
+# With a baseline, the summary compares this sweep against it (trtpipe compare's rule, from the raw timings).
+COMPARE_FILES = [f"{R}/summary/compare.md", f"{R}/summary/compare.csv"] if SWEEP.baseline else []
+SUMMARY_FILES = ([f"{R}/summary/{name}" for name in ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")]
+                 + PLOTS + PARETO_PLOTS + COMPARE_FILES)

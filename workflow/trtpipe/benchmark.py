@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import resource
+import sys
 import time
 from pathlib import Path
 
@@ -27,10 +30,21 @@ PROVENANCE_COLUMNS = [
 ]
 
 
+# Memory per engine: peak device memory while it was timed (NaN where it cannot be seen; see backends/base.py Runner.device_memory),
+# the engine file's size (the sidecar's engine_bytes), and the benchmark process's peak resident host memory.
+MEMORY_COLUMNS = ["device_mem_peak_bytes", "engine_bytes", "host_rss_peak_bytes"]
+
+
 def bench_columns() -> list[str]:
     """One schema for every row: columns a backend does not fill (GPU columns of a CPU row) are empty."""
     extra = [c for b in registry.BACKENDS.values() for c in b.extra_columns]
-    return PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + list(dict.fromkeys(extra)) + DEVICE_COLUMNS
+    return PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + list(dict.fromkeys(extra)) + DEVICE_COLUMNS + MEMORY_COLUMNS
+
+
+def host_rss_peak_bytes() -> int:
+    """The peak resident set of this process so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def benchmark_engine(
@@ -44,7 +58,9 @@ def benchmark_engine(
     profile_name: str | None = None,
     backend_options: dict | None = None,
     backend_name: str | None = None,
+    timings: dict | None = None,
 ) -> pd.DataFrame:
+    """One row per batch; with `timings` given, also fills it with {batch: {metric: per-iteration array}}."""
     sidecar = read_json(sidecar_path)
     if backend_name and sidecar["backend"] != backend_name:
         raise TrtpipeError(f"{sidecar_path} describes a {sidecar['backend']} engine, not {backend_name}; fix: benchmark it "
@@ -63,7 +79,11 @@ def benchmark_engine(
     rows = []
     for batch in batches:
         sets = [random_inputs(spec, batch, "opt", spec.seed, stream=f"bench/{k}") for k in range(input_sets)]
-        stats = runner.benchmark(sets, settings, batch)
+        with runner.device_memory() as memory:
+            stats = runner.benchmark(sets, settings, batch)
+        samples = stats.pop("_samples", {})  # per-iteration arrays: not CSV columns
+        if timings is not None:
+            timings[batch] = samples
         rows.append({
             "model": spec.name, "variant": sidecar["variant"], "precision": sidecar["precision"],
             "backend": sidecar["backend"], "profile": profile.name, "profile_min": profile.min,
@@ -71,6 +91,8 @@ def benchmark_engine(
             "input_shapes": json.dumps({n: list(a.shape) for n, a in sets[0].items()}, sort_keys=True),
             **info, "input_sets": input_sets, "git_rev": git_rev(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **stats,
+            "device_mem_peak_bytes": memory["bytes"], "engine_bytes": sidecar.get("engine_bytes", math.nan),
+            "host_rss_peak_bytes": host_rss_peak_bytes(),
         })
         log.info("batch %d: %d iterations in %.2fs, median %.3f ms, p99 %.3f ms, %.1f samples/s, cv %.1f%%%s",
                  batch, stats["iterations"], stats["duration_s"], stats["latency_ms_median"], stats["latency_ms_p99"],

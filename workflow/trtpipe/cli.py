@@ -115,14 +115,23 @@ def cmd_benchmark(args) -> None:
     from .defaults import with_defaults
     from .io import write_csv
     from .timing import TimingSettings
+    from .timings import timings_path, write_timings
 
     settings = with_defaults("benchmark", json.loads(args.settings))
     # One thread per core the job owns and the machine has (a backend's own thread setting wins).
     threads = min(args.threads, len(os.sched_getaffinity(0)))
+    timings: dict = {}
     frame = benchmark_engine(args.engine, args.sidecar, _spec(args), _batches(args.batches),
                              TimingSettings.from_config(settings), settings["input_sets"], threads,
-                             args.profile, json.loads(args.backend_options), args.backend)
+                             args.profile, json.loads(args.backend_options), args.backend, timings=timings)
     write_csv(args.out, frame)
+    write_timings(args.timings_out or timings_path(args.out), timings)  # atomic, like the CSV
+
+
+def cmd_compare(args) -> int:
+    from .compare import run
+
+    return run(args)  # 1 when any row is a regression, else 0; input problems raise CompareInputError (status 2)
 
 
 def cmd_summarize(args) -> None:
@@ -136,7 +145,8 @@ def cmd_summarize(args) -> None:
         print(f"report: {Path(args.out_dir) / 'report.html'}")
         return
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
-              args.flops, json.loads(args.peaks))
+              args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
+              baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -253,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="which of the engine's profiles to time (default: its first)")
     p.add_argument("--backend-options", default="{}", help="the backend's config section as JSON")
     p.add_argument("--out", required=True)
+    p.add_argument("--timings-out", help="per-iteration timings (.timings.npz); default beside --out")
+
+    p = command("compare", cmd_compare, "compare two sweeps row by row: regression, improvement or noise", model=False)
+    p.add_argument("base", help="the baseline: a results folder or its summary/benchmarks.csv")
+    p.add_argument("new", help="the sweep to judge: a results folder or its summary/benchmarks.csv")
+    p.add_argument("--alpha", type=float, default=0.01, help="significance level after Holm's correction across rows")
+    p.add_argument("--min-effect", type=float, default=0.02, help="smallest relative change ever called (0.02: 2%%)")
+    p.add_argument("--out", help="write the Markdown report here (default: print it)")
+    p.add_argument("--csv", help="also write the per-row comparison as CSV")
 
     p = command("summarize", cmd_summarize, "summary CSVs, plots and report", model=False)
     p.add_argument("--bench", nargs="*", default=[])
@@ -264,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
     p.add_argument("--config", help="summarise whatever finished of this config's sweep and list what failed "
                                      "(instead of the file lists above)")
+    p.add_argument("--objectives", default="{}", help='JSON {model: {"p99_latency_ms": ..., "min_throughput": ...}}')
+    p.add_argument("--traffic", default="{}", help='JSON {model: {"batch": {size: weight}}}')
+    p.add_argument("--baseline", help="an earlier sweep (results folder or summary/benchmarks.csv) to compare against")
+    p.add_argument("--compare-settings", default="{}", help='JSON {"alpha": ..., "min_effect": ...}')
     p.add_argument("--out-dir", required=True)
     return parser
 
@@ -276,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("trtpipe %s", " ".join(sys.argv[1:] if argv is None else argv))
     try:
         with _gpu_for(args):
-            args.fn(args)
+            status = args.fn(args)
     except TrtpipeError as exc:
         if args.log:  # keep the job log complete; on stderr the sentence is printed once, below
             log.error("%s", exc)
@@ -287,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.log:
             print(f"trtpipe {args.command}: unexpected failure; the trace is in {args.log}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0  # only compare returns a status (1: a regression); the other commands return None
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ class Sweep:
         self.export = raw["export"]
         self.simplify = raw["simplify"]
         self.peak_tflops = raw["peak_tflops"]
+        self.objectives = raw["objectives"]  # {model: {p99_latency_ms, min_throughput}}
+        self.traffic = raw["traffic"]  # {model: {batch: {size: weight}}}
+        self.baseline = raw.get("baseline")  # checked at summary time: it may be produced later
+        self.compare = raw["compare"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
         self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
@@ -283,6 +287,17 @@ def _describe(error, source: str, schema: dict[str, Any]) -> str:
 
 
 def _check_semantics(data: dict[str, Any], source: str) -> None:
+    for key in ("objectives", "traffic"):
+        unknown = sorted(set(data[key]) - set(data["models"]))
+        if unknown:
+            raise ConfigError(f"{source}: {key}.{unknown[0]} names no model; fix: use one of {', '.join(sorted(data['models']))}.")
+    for model, traffic in data["traffic"].items():
+        from .decide import batch_histogram
+
+        try:
+            batch_histogram(traffic)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: traffic.{model}.batch: {exc}; fix: give at least one batch a positive weight.") from None
     profiles = {**PRESET_PROFILES, **data["profiles"]}
     for name in data["profiles"]:
         if name in RESERVED_PROFILE_NAMES:

@@ -357,6 +357,7 @@ LAUNCH_BOUND = 0.8  # enqueue time at least this share of compute time: the host
 
 def summarize_gpu(m: GpuMeasurement, batch: int, cv_threshold: float) -> dict[str, Any]:
     stats = summarize(Measurement(m.latency_ms, m.wall_s, m.warmup_iterations), batch, cv_threshold)
+    stats["_samples"]["compute_ms"] = m.compute_ms  # what `trtpipe compare` prefers on GPU rows
     compute = float(np.median(m.compute_ms))
     compute_cv = float(m.compute_ms.std(ddof=1) / m.compute_ms.mean()) if m.compute_ms.size > 1 and m.compute_ms.mean() > 0 else 0.0
     h2d, d2h, enqueue = (float(np.median(a)) for a in (m.h2d_ms, m.d2h_ms, m.enqueue_ms))

@@ -302,7 +302,9 @@ def _fmt(value: float, digits: int = 3) -> str:
 def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats: list[str], out_dir: str | Path,
               precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None,
               flops_paths: list[str] = (), peaks: dict[str, float] | None = None, *,
-              failures: list[dict[str, Any]] | None = None, models: list[str] | None = None) -> None:
+              failures: list[dict[str, Any]] | None = None, models: list[str] | None = None,
+              objectives: dict[str, dict[str, float]] | None = None, traffic: dict[str, dict] | None = None,
+              baseline: str | None = None, compare_settings: dict[str, float] | None = None) -> None:
     """`failures` (rows of trtpipe.failures.failure_rows) and `models` (every model of the sweep) come from a
     run that did not finish; without them the report judges completeness from the files it was given."""
     from .benchmark import bench_columns
@@ -324,8 +326,18 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
         plots[model] = out_dir / "plots" / f"{model}.png"
         plot_model(bench, model, plots[model])
 
+    comparison = None
+    if baseline:
+        from .compare import compare
+
+        # The CSV form finds this sweep's raw timings two folders up (results/). A regression does not fail the
+        # summary: gating is `trtpipe compare`'s exit status.
+        comparison = compare(baseline, out_dir / "benchmarks.csv", **(compare_settings or {}))
+        write_compare(comparison, out_dir)
+
+    decisions = deployment_decisions(bench, accuracy, out_dir, objectives or {}, traffic or {})
     doc = build_document(bench, accuracy, simplify_stats, plots, precision_stats, skipped or {}, failures=failures,
-                         models=models)
+                         models=models, decisions=decisions, comparison=comparison)
     write_text(out_dir / "report.md", doc.markdown(out_dir))
     write_text(out_dir / "report.html", doc.html("trtpipe report"))
     log.info("report: %s", out_dir / "report.html")
@@ -367,8 +379,10 @@ def missing_stages(bench: pd.DataFrame, accuracy: pd.DataFrame, model: str) -> l
 
 def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: list[str], plots: dict[str, Path],
                    precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None, *,
-                   failures: list[dict[str, Any]] | None = None, models: list[str] | None = None) -> Doc:
+                   failures: list[dict[str, Any]] | None = None, models: list[str] | None = None,
+                   decisions: dict[str, dict[str, Any]] | None = None, comparison=None) -> Doc:
     doc = Doc()
+    decisions = decisions or {}
     skipped = skipped or {}
     excluded = failed_engines(accuracy)
     precisions = [json.loads(Path(p).read_text()) for p in precision_stats]
@@ -447,6 +461,8 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
         doc.h(2, "Failures")
         doc.p("Each failed job with its one-sentence reason and its log; jobs that needed a failed job's output did not run.")
         doc.table(pd.DataFrame(failures, columns=["model", "stage", "engine", "reason", "log"]))
+    if comparison is not None:
+        comparison_section(doc, comparison)
 
     for model in all_models:
         rows = bench[bench["model"] == model]
@@ -488,10 +504,19 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             of_peak=rows["efficiency"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"),
             flag=rows["unstable"].map(lambda u: "unstable" if u else "")
             + rows.get("warnings", pd.Series("", index=rows.index)).fillna("").map(lambda w: f" {w}" if w else ""),
-        )[["engine", "batch", "median_ms", "p90_ms", "p99_ms", "samples_s", "iterations", "cv_pct", "tflops", "of_peak", "flag"]]
+            device_mem_mib=_mib(rows, "device_mem_peak_bytes"), engine_mib=_mib(rows, "engine_bytes"),
+            host_rss_mib=_mib(rows, "host_rss_peak_bytes"),
+        )[["engine", "batch", "median_ms", "p90_ms", "p99_ms", "samples_s", "iterations", "cv_pct", "tflops", "of_peak",
+           "device_mem_mib", "engine_mib", "host_rss_mib", "flag"]]
         if not rows.empty:
             doc.h(3, "Latency and throughput")
             doc.table(table)
+            doc.p("Memory: device_mem_mib is the peak device memory while the engine was timed (TensorRT: the engine's "
+                  "own device memory plus its weights where the sidecar records them; PyTorch: "
+                  "torch.cuda.max_memory_allocated; empty on the CPU and for ONNX Runtime on the GPU, whose CUDA arena "
+                  "PyTorch's counter cannot see). engine_mib is the engine file; host_rss_mib the benchmark process's "
+                  "peak resident host memory.")
+        decision_sections(doc, model, (decisions or {}).get(model))
 
         s = svd[svd["model"] == model] if not svd.empty else svd
         if not s.empty:
@@ -546,3 +571,128 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
                                      "suspicious_reshapes": "; ".join(st["suspicious_reshapes"]) or "none"}
                                     for st in simp]))
     return doc
+
+
+# --- issue 15: memory, deployment decisions, the comparison against a baseline -------------------------
+def _mib(rows: pd.DataFrame, column: str) -> pd.Series:
+    """A memory column in MiB for the report; rows of CSVs written before the column existed stay empty."""
+    if column not in rows.columns:
+        return pd.Series("", index=rows.index)
+    return pd.to_numeric(rows[column], errors="coerce").map(lambda v: "" if pd.isna(v) else f"{v / 2**20:.1f}")
+
+
+def deployment_decisions(bench: pd.DataFrame, accuracy: pd.DataFrame, out_dir: Path, objectives: dict[str, dict],
+                         traffic: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """Per model, on its rows without the engines that failed accuracy: the SLO pick, the Pareto front and plot
+    (every model), the traffic ranking and suggested profiles (models with a traffic histogram)."""
+    from . import decide
+
+    excluded = failed_engines(accuracy)
+    out: dict[str, dict[str, Any]] = {}
+    for model in sorted(bench["model"].unique()) if not bench.empty else []:
+        rows = bench[bench["model"] == model]
+        rows = rows[[not _excluded(r, excluded) for _, r in rows.iterrows()]]
+        entry: dict[str, Any] = {"objective": objectives.get(model), "pick": None, "pick_sentence": None}
+        if rows.empty:
+            out[model] = entry
+            continue
+        if entry["objective"]:
+            entry["pick"], entry["pick_sentence"] = decide.slo_pick(rows, entry["objective"])
+        entry["front"] = decide.pareto_front(rows)
+        entry["pareto_plot"] = decide.pareto_plot(rows, entry["pick"], out_dir / "plots" / f"{model}.pareto.png")
+        if traffic.get(model):
+            entry["traffic"] = traffic[model]
+            entry["ranking"] = decide.traffic_ranking(rows, traffic[model])
+            entry["suggestion"] = decide.suggest_profiles(traffic[model], k=2)
+        out[model] = entry
+    return out
+
+
+def decision_sections(doc: Doc, model: str, entry: dict[str, Any] | None) -> None:
+    if not entry or "front" not in entry:
+        return
+    doc.h(3, "Within your budget")
+    if entry["objective"]:
+        doc.p(entry["pick_sentence"])
+    else:
+        doc.p(f"No budget is configured for {model} (objectives.{model}: p99_latency_ms, min_throughput); the lowest-latency "
+              "and highest-throughput picks above are the choices without one.")
+    doc.p("Every engine at every batch, p99 latency per call against samples/s. The step line is the Pareto front: the "
+          "best throughput available within a latency budget; any point below it is beaten on both. p99 is per call: a "
+          "request waits for its whole batch, and the time spent queueing to form the batch is not measured. Unstable rows "
+          "have noisy p99s.")
+    doc.image(entry["pareto_plot"], f"{model} Pareto front: p99 latency vs samples/s")
+    front = entry["front"]
+    doc.table(pd.DataFrame({
+        "engine": [engine_label(r) for _, r in front.iterrows()], "batch": front["batch"].to_list(),
+        "p99_ms": front["latency_ms_p99"].map(_fmt).to_list(), "samples_s": front["throughput_samples_s"].map(_fmt).to_list(),
+    }))
+    if "ranking" not in entry:
+        return
+    import yaml
+
+    from .decide import batch_histogram
+
+    ranking, suggestion = entry["ranking"], entry["suggestion"]
+    mix = ", ".join(f"batch {b}: {w:.0%}" for b, w in batch_histogram(entry["traffic"]).items())
+    doc.h(3, "For your traffic")
+    doc.p(f"Requests by batch size ({mix}). {ranking.recommendation}")
+    opts = ranking.options
+    doc.table(opts.assign(
+        coverage=opts["coverage"].map(lambda v: f"{v:.0%}"),
+        expected_latency_ms=opts["expected_latency_ms"].map(_fmt),
+        max_throughput_samples_s=opts["max_throughput_samples_s"].map(_fmt),
+    )[["rank", "option", "coverage", "expected_latency_ms", "max_throughput_samples_s", "interpolated", "not_served"]])
+    doc.p("Expected latency per request is the traffic-weighted median latency of the call that serves it. Between "
+          "measured batches it is interpolated linearly in batch (the table says where); beyond them nothing is "
+          "extrapolated: such a batch counts as not served, and only options that serve every batch you see are ranked. "
+          "A static engine serves only its own batch; 'static engines, one per batch' deploys all of one backend and "
+          "precision together.")
+    doc.p(suggestion.sentence + " To build them, paste under profiles: (and name them in sweep.profiles): "
+          + yaml.safe_dump(suggestion.as_config(), default_flow_style=True, sort_keys=False).strip())
+
+
+def write_compare(comparison, out_dir: Path) -> None:
+    from .compare import render_markdown
+
+    write_text(out_dir / "compare.md", render_markdown(comparison))
+    write_csv(out_dir / "compare.csv", comparison.rows)
+
+
+def comparison_section(doc: Doc, comparison) -> None:
+    rows = comparison.rows
+    verdicts = rows["verdict"].astype(str) if not rows.empty else pd.Series(dtype=str)
+    counts = {
+        "regressions": int(verdicts.str.startswith("regression").sum()),
+        "improvements": int(verdicts.str.startswith("improvement").sum()),
+        "within noise": int(verdicts.str.startswith("within noise").sum()),
+        "unverified": int(verdicts.str.contains("unverified").sum()),
+    }
+    doc.h(2, "Against the baseline")
+    doc.p(f"Compared with {comparison.base}: {len(rows)} matched row(s): "
+          + ", ".join(f"{n} {k}" for k, n in counts.items())
+          + f"; {len(comparison.only_base)} row(s) only in the baseline, {len(comparison.only_new)} only in this sweep "
+          "(summary/compare.md lists them). Each row is the ratio of medians new / base (GPU compute time where both sides "
+          "have it, else latency). A regression needs the 95% bootstrap interval of that ratio entirely above "
+          f"{1 + comparison.min_effect:g} and a Mann-Whitney U p-value below {comparison.alpha:g} after Holm's correction "
+          "across rows; smaller shifts are not called however significant. Rows without raw timings on one side are judged "
+          "from median, cv and iteration count alone and say 'unverified (no raw timings)'. The summary does not fail on a "
+          "regression: `trtpipe compare` is the gate (exit status 1).")
+    if comparison.env_diffs:
+        doc.p("What differs between the two environments (a verdict says what changed, not why):")
+        doc.bullets(list(comparison.env_diffs))
+
+    def table(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({
+            "engine": [engine_label(r) for _, r in frame.iterrows()], "batch": frame["batch"].to_list(),
+            "metric": frame["metric"].to_list(), "base ms": frame["base_median_ms"].map(_fmt).to_list(),
+            "new ms": frame["new_median_ms"].map(_fmt).to_list(), "ratio": frame["ratio"].map(lambda v: f"{v:.3f}").to_list(),
+            "CI": [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+            "Holm p": frame["p_adjusted"].map(lambda v: "" if pd.isna(v) else f"{v:.2g}").to_list(),
+            "verdict": frame["verdict"].to_list(),
+        })
+
+    for title, frame in (("Regressions", comparison.regressions), ("Improvements", comparison.improvements)):
+        if not frame.empty:
+            doc.h(3, title)
+            doc.table(table(frame))

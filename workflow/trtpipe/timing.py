@@ -100,4 +100,7 @@ def summarize(m: Measurement, batch: int, cv_threshold: float) -> dict[str, Any]
         # trtexec's "throughput" counts a batch as one query; samples/s is what users compare.
         "throughput_qps": lat.size / m.wall_s,
         "throughput_samples_s": lat.size * batch / m.wall_s,
+        # Not a CSV column: the per-iteration arrays, popped by benchmark_engine into the .timings.npz
+        # beside the CSV (trtpipe/timings.py) so `trtpipe compare` can test them.
+        "_samples": {"latency_ms": lat},
     }

@@ -5,6 +5,8 @@ public `infer` that checks, subclasses implementing `*_impl`)."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,38 @@ class Runner:
 
     def describe(self) -> dict[str, Any]:
         return {"backend_version": self.identity()["backend_version"], **self.describe_impl()}
+
+    @contextlib.contextmanager
+    def device_memory(self):
+        """Around a timing: yields a dict whose "bytes" holds the engine's peak device memory once the block ends.
+
+        A backend may override this; the default covers today's backends without touching them:
+        - an engine whose sidecar records device_memory_bytes (TensorRT): that (activations, scratch) plus its
+          weights where the sidecar records them (weights_bytes); the harness's own I/O buffers are not counted;
+        - ONNX Runtime on the GPU: NaN. ORT allocates through its own CUDA arena, which PyTorch's allocator counter
+          does not see; the counter would report only the harness's I/O buffers and look deceptively small;
+        - other GPU runners (PyTorch): torch.cuda.max_memory_allocated over the timing, its peak reset before;
+        - CPU runners: NaN (no device memory).
+        """
+        out = {"bytes": math.nan}
+        if self.sidecar.get("device_memory_bytes") is not None:
+            out["bytes"] = float(self.sidecar["device_memory_bytes"]) + float(self.sidecar.get("weights_bytes") or 0)
+            yield out
+            return
+        torch = None
+        if self.backend.needs_gpu(self.options) and not self.backend.module.endswith(".ort_gpu"):
+            try:
+                import torch
+            except ImportError:
+                torch = None
+        if torch is None or not torch.cuda.is_available():
+            yield out
+            return
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        yield out
+        torch.cuda.synchronize()
+        out["bytes"] = float(torch.cuda.max_memory_allocated())
 
 
 def cpu_description(threads: int, transfers_included: bool = True) -> dict[str, Any]:

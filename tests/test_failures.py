@@ -18,7 +18,7 @@ from trtpipe import failures
 from trtpipe import reference as reference_module
 from trtpipe.check import check_export
 from trtpipe.config import check_yaml_syntax, validate
-from trtpipe.errors import ConfigError, DynamicExportError, ParityError, TrtpipeError
+from trtpipe.errors import ConfigError, DynamicExportError, TrtpipeError
 from trtpipe.export import export_onnx
 from trtpipe.models import build_model
 from trtpipe.parity import compare, failure_clause, parity_rows

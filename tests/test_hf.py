@@ -3,7 +3,6 @@ save_pretrained; nothing can be downloaded), built by trtpipe.hf:from_config, wi
 attention mask whose sequence axis is dynamic."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -2,7 +2,6 @@
 against PyTorch, calibration data, and what the report does with a precision that fails."""
 
 import collections
-import os
 from pathlib import Path
 
 import numpy as np

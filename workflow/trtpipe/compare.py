@@ -431,11 +431,9 @@ def _p(value: float) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v) for v in row) + " |")
-    return "\n".join(lines)
+    from .report import markdown_table
+
+    return markdown_table(frame)
 
 
 def _rows_table(rows: pd.DataFrame) -> str:

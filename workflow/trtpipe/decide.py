@@ -24,7 +24,6 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .io import atomic_path
 
 ENGINE_KEYS = ["model", "backend", "variant", "precision", "profile"]
 OBJECTIVES = {  # config key -> (column, True when the value is an upper bound)
@@ -441,8 +440,7 @@ def pareto_plot(rows: pd.DataFrame, chosen_row: Mapping[str, Any] | pd.Series | 
     ax.set_title(f"{model}: latency vs throughput, every engine and batch")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    from .report import save_figure
+
+    save_figure(fig, path)
     return path

@@ -95,7 +95,7 @@ class Doc:
             elif kind == "ul":
                 out.append("\n".join(f"- {item}" for item in value))
             elif kind == "table":
-                out.append(_markdown_table(value))
+                out.append(markdown_table(value))
             elif kind == "img":
                 out.append(f"![{value[1]}]({value[0].relative_to(relative_to).as_posix()})")
         return "\n\n".join(out) + "\n"
@@ -122,7 +122,7 @@ class Doc:
                 f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
@@ -284,6 +284,13 @@ def plot_model(bench: pd.DataFrame, model: str, path: Path) -> None:
         ax.set_title(f"{model}: {title} vs batch")
         ax.grid(True, which="both", alpha=0.3)
     ax_thr.legend(fontsize=7, loc="best")
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """A PNG written atomically, the figure closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

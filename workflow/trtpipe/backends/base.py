@@ -136,8 +136,7 @@ class Runner:
         A backend may override this; the default covers today's backends without touching them:
         - an engine whose sidecar records device_memory_bytes (TensorRT): that (activations, scratch) plus its
           weights where the sidecar records them (weights_bytes); the harness's own I/O buffers are not counted;
-        - ONNX Runtime on the GPU: NaN. ORT allocates through its own CUDA arena, which PyTorch's allocator counter
-          does not see; the counter would report only the harness's I/O buffers and look deceptively small;
+        - ONNX Runtime on the GPU overrides it (NaN: its CUDA arena is invisible to PyTorch's counter);
         - other GPU runners (PyTorch): torch.cuda.max_memory_allocated over the timing, its peak reset before;
         - CPU runners: NaN (no device memory).
         """
@@ -147,7 +146,7 @@ class Runner:
             yield out
             return
         torch = None
-        if self.backend.needs_gpu(self.options) and not self.backend.module.endswith(".ort_gpu"):
+        if self.backend.needs_gpu(self.options):
             try:
                 import torch
             except ImportError:

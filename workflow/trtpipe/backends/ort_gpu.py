@@ -21,9 +21,11 @@ such an engine says so in its warnings.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -320,6 +322,12 @@ class Runner(BaseRunner):
 
     def describe_impl(self) -> dict[str, Any]:
         return gpu_description(self.device.info, bool(self.options["include_transfers"]), self.graph)
+
+    @contextlib.contextmanager
+    def device_memory(self):
+        """Not measured: ONNX Runtime allocates through its own CUDA arena, which PyTorch's allocator counter does
+        not see (it would report only the harness's I/O buffers and look deceptively small)."""
+        yield {"bytes": math.nan}
 
 
 def _torch_dtype(torch, dtype):

@@ -218,8 +218,8 @@ def test_a_failed_model_still_gets_a_report_with_its_failures(tmp_path):
     proc = snakemake(workdir, "--cores", "2", "--keep-going", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert out.count("trtpipe: not built: bf16 engines on onnxruntime for branchy, good, nan (ONNX Runtime's CPU "
-                     "provider has no bf16 kernels); nothing bf16 is built at all") == 1
+    assert out.count("trtpipe: not built: bf16 engines on onnxruntime for branchy, good, nan (ONNX Runtime "
+                     "(onnxruntime) has no bf16 kernels); nothing bf16 is built at all") == 1
     results = workdir / "results"
     report = (results / "summary/report.md").read_text()
     overview, failures = report.split("## Overview")[1].split("## Failures")

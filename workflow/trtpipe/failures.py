@@ -85,7 +85,8 @@ def expected_jobs(sweep) -> list[Job]:
         for b in sweep.bench_targets(m):
             t = b.engine
             jobs.append(Job(m, "benchmark", f"{t.backend} {t.variant} {t.precision} {b.profile}",
-                            (f"{r}/bench/{t.backend}/{b.stem}.csv",), f"{r}/logs/bench.{t.backend}.{b.stem}.log",
+                            (f"{r}/bench/{t.backend}/{b.stem}.csv", f"{r}/bench/{t.backend}/{b.stem}.timings.npz"),
+                            f"{r}/logs/bench.{t.backend}.{b.stem}.log",
                             (f"{m}|engine|{t.backend} {t.variant} {t.precision} {t.profile}",)))
     return jobs
 
@@ -180,7 +181,8 @@ def expected_inputs(results: list[Outcome]) -> dict[str, list[str]]:
             continue
         for path in o.job.outputs:
             if o.job.stage == "benchmark":
-                kinds["bench"].append(path)
+                if path.endswith(".csv"):  # not the raw timings beside it
+                    kinds["bench"].append(path)
             elif "/accuracy/" in path:
                 kinds["accuracy"].append(path)
             elif o.job.stage == "simplify" and path.endswith(".sim.json"):

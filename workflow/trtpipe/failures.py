@@ -48,6 +48,8 @@ class Job:
 
 def expected_jobs(sweep) -> list[Job]:
     """Every job the sweep's DAG holds, in the order the stages run (see workflow/rules/*.smk)."""
+    from .backends.registry import CHECKPOINT_SOURCE, get
+
     jobs: list[Job] = []
     for m, spec in sweep.models.items():
         r = f"{sweep.results}/{m}"
@@ -70,8 +72,6 @@ def expected_jobs(sweep) -> list[Job]:
                                 f"{r}/logs/precision.{v}.{p}.log", (f"{m}|simplify|{v}", ref)))
         for t in sweep.engine_targets(m):
             v, stem = str(t.variant), t.stem
-            from .backends.registry import CHECKPOINT_SOURCE, get
-
             if get(t.backend).source == CHECKPOINT_SOURCE:
                 source = ckpt
             elif t.precision in ("fp32", "tf32"):  # tf32 runs the fp32 ONNX

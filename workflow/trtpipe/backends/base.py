@@ -90,7 +90,8 @@ class Runner:
         self.threads = threads
         self.profile = engine_profile(sidecar, profile, engine_path)
         self.output_names: list[str] = []
-        refuse_foreign_engine(engine_path, sidecar, self.identity(), self.backend.library)
+        self.here = self.identity()  # once: a GPU backend's identity queries the device
+        refuse_foreign_engine(engine_path, sidecar, self.here, self.backend.library)
         self.load()
 
     # --- what a backend implements ------------------------------------------------------------
@@ -127,7 +128,7 @@ class Runner:
         return self.benchmark_impl(feed_sets, settings, batch)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend_version": self.identity()["backend_version"], **self.describe_impl()}
+        return {"backend_version": self.here["backend_version"], **self.describe_impl()}
 
     @contextlib.contextmanager
     def device_memory(self):

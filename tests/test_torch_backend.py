@@ -9,18 +9,24 @@ import numpy as np
 import pytest
 import torch
 
+import subprocess
+import sys
+
 from helpers import SR_MODEL, TEXT_MODEL, tiny_config
 from trtpipe import gpu as gpu_module
 from trtpipe.benchmark import benchmark_engine
 from trtpipe.config import validate
 from trtpipe.engine import build_engine
-from trtpipe.errors import BackendUnavailable, ProfileError
+from trtpipe.backends.pytorch import read_engine, write_engine
+from trtpipe.errors import BackendUnavailable, DynamicExportError, ProfileError
 from trtpipe.models import write_seeded_checkpoint
 from trtpipe.reference import make_reference
 from trtpipe.timing import TimingSettings
 from trtpipe.spec import DYNAMIC
 
 REPO = Path(__file__).resolve().parents[1]
+HARDCODED = {"factory": "tests/data/user_models.py:hardcoded_batch", "inputs": [{"name": "x", "shape": [3, 4, 4]}]}
+LOOP = {"factory": "tests/data/user_models.py:per_sample_loop", "inputs": [{"name": "x", "shape": [3, 4, 4]}]}
 SETTINGS = TimingSettings(warmup_s=0.01, min_duration_s=0.05, min_iterations=5)
 NO_GPU = not torch.cuda.is_available()
 
@@ -28,7 +34,9 @@ NO_GPU = not torch.cuda.is_available()
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, repo_cwd):
     root = tmp_path_factory.mktemp("torch")
-    sweep = validate(tiny_config(tiny_sr=SR_MODEL, tiny_text=TEXT_MODEL))
+    config = tiny_config(tiny_sr=SR_MODEL, tiny_text=TEXT_MODEL, hardcoded=HARDCODED, loop=LOOP)
+    config["export"] = {"dummy_batch": 2}  # the batch the hard-coded model runs at
+    sweep = validate(config)
     for name, spec in sweep.models.items():
         write_seeded_checkpoint(spec, root / f"{name}.pt")
         make_reference(spec, str(root / f"{name}.pt"), sweep.reference_batches(name), root / f"{name}.npz", root / f"{name}.flops.json")
@@ -54,7 +62,8 @@ def test_eager_on_the_cpu_matches_pytorch_and_times(setup, tmp_path, precision):
     sweep, root = setup
     options = {"device": "cpu", "channels_last": True}
     engine, rows = _engine(sweep, root, "torch_eager", "tiny_sr", precision, "small", options, tmp_path)
-    config = json.loads(engine.read_text())
+    config, compiled = read_engine(engine)
+    assert compiled is None  # eager: nothing compiled to carry
     assert config["precision"] == precision and config["dynamic"] and not config["compiled"]
     assert {r["case"] for r in rows} >= {"b1-dmin", "b1-dmax"} and all(r["passed"] for r in rows)
     if precision == "bf16":
@@ -73,11 +82,83 @@ def test_integer_inputs_stay_integers(setup, tmp_path):
     assert all(r["passed"] for r in rows)
 
 
-def test_compile_and_graph_modes_need_a_gpu_when_the_device_is_cpu(setup, tmp_path):
+def test_graph_modes_need_a_gpu_when_the_device_is_cpu(setup, tmp_path):
     sweep, root = setup
     for backend in ("torch_compile_graph", "torch_eager_graph"):
         with pytest.raises(BackendUnavailable, match=f"{backend} needs a CUDA GPU here"):
             _engine(sweep, root, backend, "tiny_sr", "fp32", "small", {"device": "cpu"}, tmp_path)
+
+
+def _benchmark_in_a_new_process(sweep, engine, batches):
+    """`trtpipe benchmark` as the workflow runs it: a process that compiled nothing before."""
+    out = engine.with_suffix(".csv")
+    subprocess.run([sys.executable, "-m", "trtpipe", "benchmark", "--model-spec", sweep.models["tiny_text"].to_json(),
+                    "--backend", "torch_compile", "--engine", str(engine), "--sidecar", str(engine.with_suffix(".json")),
+                    "--batches", ",".join(map(str, batches)), "--settings", json.dumps(SETTINGS.__dict__),
+                    "--backend-options", json.dumps({"device": "cpu"}), "--out", str(out)],
+                   check=True, env={**os.environ, "PYTHONPATH": str(REPO / "workflow")}, cwd=REPO)
+    import pandas as pd
+
+    return pd.read_csv(out, keep_default_na=False)
+
+
+def test_compiled_once_in_the_engine_job_and_only_loaded_by_the_benchmark(setup, tmp_path):
+    """torch.compile on the CPU: the engine job compiles over the profile (1..4: one graph for 2..4, one for 1),
+    the benchmark job in a fresh process loads that code (no Inductor cache miss) and compiles no more graphs."""
+    sweep, root = setup
+    options = {"device": "cpu", "cache_dir": str(tmp_path / "cache")}
+    engine, rows = _engine(sweep, root, "torch_compile", "tiny_text", "fp32", "small", options, tmp_path)
+    assert all(r["passed"] for r in rows) and {r["batch"] for r in rows} == {1, 2, 3}
+    sidecar = json.loads(engine.with_suffix(".json").read_text())
+    config, compiled = read_engine(engine)
+    assert config["dynamic_axes"] == {"input_ids": {"0": [1, 4], "1": [4, 16]}, "attention_mask": {"0": [1, 4], "1": [4, 16]}}
+    assert sidecar["graphs_compiled"] == 2 and compiled and sidecar["compiled_bytes"] == len(compiled)
+    assert 0 < sidecar["compile_seconds"] <= sidecar["build_seconds_total"]
+
+    frame = _benchmark_in_a_new_process(sweep, engine, [1, 3, 4])
+    assert list(frame["graphs_compiled"]) == [2, 2, 2] and list(frame["inductor_cache_misses"]) == [0, 0, 0]
+    assert (frame["compile_s"] > 0).all() and frame["warnings"].eq("").all(), frame["warnings"].tolist()
+    assert frame["engine_build_s"].eq(sidecar["build_seconds_total"]).all()
+
+
+def test_a_benchmark_that_compiles_says_so_in_its_rows(setup, tmp_path):
+    """An engine without its compiled code and without its dynamic axes (as engines were before they were
+    compiled once): loading compiles from scratch, and batch 3 (not a shape it was warmed at) compiles again."""
+    sweep, root = setup
+    options = {"device": "cpu", "cache_dir": str(tmp_path / "cache")}
+    engine, _ = _engine(sweep, root, "torch_compile", "tiny_text", "fp32", "small", options, tmp_path)
+    config, _ = read_engine(engine)
+    write_engine(engine, {**config, "dynamic_axes": {}})
+    frame = _benchmark_in_a_new_process(sweep, engine, [3])
+    (warnings,) = frame["warnings"]
+    assert frame["inductor_cache_misses"][0] > 0 and "compiled here:" in warnings
+    assert "recompiled: 1 graph(s) compiled while timing this batch" in warnings, warnings
+
+
+def test_a_hard_coded_batch_is_refused_before_the_torch_path_builds(setup, tmp_path):
+    """x.view(2, -1): the ONNX check's sentence (axis, batch, cause, fix), from the reference, for every torch mode."""
+    sweep, root = setup
+    for backend in ("torch_eager", "torch_compile"):
+        with pytest.raises(DynamicExportError) as info:
+            _engine(sweep, root, backend, "hardcoded", "fp32", "small", {"device": "cpu"}, tmp_path)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / backend}.fp32.torch: axis 0 (batch) is hard-coded in the model — "
+                                  f"PyTorch's forward() runs at batch 2 (b2) but fails at batch 1 (b1): RuntimeError: ")
+        assert "x.view(2, -1)" in message and "fix: derive it from the tensor" in message and "\n" not in message
+    assert not list(tmp_path.glob("*.torch*"))  # nothing half-built left behind
+
+
+def test_a_batch_that_torch_compile_fixes_is_refused_with_the_same_sentence(setup, tmp_path):
+    """A Python loop over the batch runs at every batch in PyTorch; torch.compile, told the batch is dynamic,
+    unrolls it and finds the batch fixed."""
+    sweep, root = setup
+    with pytest.raises(DynamicExportError) as info:
+        _engine(sweep, root, "torch_compile", "loop", "fp32", "small", {"device": "cpu", "cache_dir": str(tmp_path)}, tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path}/torch_compile.fp32.torch: input 'x' axis 0 (batch) is fixed to 2 when "
+                              f"torch.compile traces forward() at batch 2"), message
+    assert "so this model is not dynamic" in message and "fix: derive such sizes from the tensor" in message
+    assert not list(tmp_path.glob("*.torch*"))
 
 
 def _claim_as_another_job(queue):

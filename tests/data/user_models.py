@@ -70,6 +70,21 @@ class TracedBatch(nn.Module):
         return self.fc(x.reshape(int(x.shape[0]), -1))
 
 
+class PerSampleLoop(nn.Module):
+    """Runs at any batch in PyTorch, but a Python loop over the batch is unrolled: torch.compile fixes the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.fc(x[i].flatten()) for i in range(x.shape[0])])
+
+
+def per_sample_loop():
+    return PerSampleLoop()
+
+
 def traced_batch():
     return TracedBatch()
 

@@ -33,12 +33,14 @@ PROVENANCE_COLUMNS = [
 # Memory per engine: peak device memory while it was timed (NaN where it cannot be seen; see backends/base.py Runner.device_memory),
 # the engine file's size (the sidecar's engine_bytes), and the benchmark process's peak resident host memory.
 MEMORY_COLUMNS = ["device_mem_peak_bytes", "engine_bytes", "host_rss_peak_bytes"]
+# What the engine cost to build (the sidecar's build_seconds_total: torch.compile's compilation included).
+BUILD_COLUMNS = ["engine_build_s"]
 
 
 def bench_columns() -> list[str]:
     """One schema for every row: columns a backend does not fill (GPU columns of a CPU row) are empty."""
     extra = [c for b in registry.BACKENDS.values() for c in b.extra_columns]
-    return PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + list(dict.fromkeys(extra)) + DEVICE_COLUMNS + MEMORY_COLUMNS
+    return PROVENANCE_COLUMNS + STAT_COLUMNS + GPU_COLUMNS + list(dict.fromkeys(extra)) + DEVICE_COLUMNS + MEMORY_COLUMNS + BUILD_COLUMNS
 
 
 def host_rss_peak_bytes() -> int:
@@ -93,6 +95,7 @@ def benchmark_engine(
             **stats,
             "device_mem_peak_bytes": memory["bytes"], "engine_bytes": sidecar.get("engine_bytes", math.nan),
             "host_rss_peak_bytes": host_rss_peak_bytes(),
+            "engine_build_s": sidecar.get("build_seconds_total", math.nan),
         })
         log.info("batch %d: %d iterations in %.2fs, median %.3f ms, p99 %.3f ms, %.1f samples/s, cv %.1f%%%s",
                  batch, stats["iterations"], stats["duration_s"], stats["latency_ms_median"], stats["latency_ms_p99"],

@@ -107,6 +107,26 @@ def _where(case, spec: ModelSpec) -> tuple[str, str]:
     return names, f"batch {case.batch} with {names} at their {case.dims}"
 
 
+def hard_coded_in_model(shown_as, spec: ModelSpec, case, runs_at: str, suspects: list[str] = ()) -> DynamicExportError:
+    """PyTorch's own forward() fails at `case` (the reference recorded it) but runs at `runs_at`."""
+    axes, where = _where(case, spec)
+    suspect = f"; suspect: {'; '.join(suspects)}" if suspects else ""
+    return DynamicExportError(
+        f"{shown_as}: {axes} is hard-coded in the model — PyTorch's forward() runs at {runs_at} but fails at {where} "
+        f"({case.id}): {case.error}{suspect}; {cause_and_fix(None, case.error, suspects)}."
+    )
+
+
+def refuse_not_dynamic(reference_path: str | Path, spec: ModelSpec, shown_as: str | Path) -> None:
+    """For a dynamic engine built from the checkpoint (no ONNX check ran for it), before it compiles: the
+    reference's verdict, in the ONNX check's sentence."""
+    cases = Reference(reference_path).cases(include_failed=True)
+    failed = next((c for c in cases if c.error), None)
+    if failed is not None:
+        ran = next(c for c in cases if not c.error)  # the reference stage refuses a model that runs nowhere
+        raise hard_coded_in_model(shown_as, spec, failed, f"batch {ran.batch} ({ran.id})")
+
+
 def check_export(
     onnx_path: str | Path,
     spec: ModelSpec,
@@ -180,11 +200,7 @@ def check_export(
                 f"{cause_and_fix(exc.op_type, case.error, suspects)}."
             ) from exc
         if case.error:
-            raise DynamicExportError(
-                f"{onnx_path}: {axes} is hard-coded in the model — PyTorch's forward() runs at the traced batch "
-                f"{dummy_batch} but fails at {where} ({case.id}): {case.error}{suspect}; "
-                f"{cause_and_fix(None, case.error, suspects)}."
-            )
+            raise hard_coded_in_model(onnx_path, spec, case, f"the traced batch {dummy_batch}", suspects)
         for name, got, want in zip(names, outputs, case.outputs):
             if got.shape != want.shape:
                 axis = next((i for i, (a, b) in enumerate(zip(got.shape, want.shape)) if a != b), 0)

@@ -11,6 +11,7 @@ from typing import Any
 from .backends import registry
 from .defaults import with_defaults
 from .backends.base import BuildRequest
+from .check import refuse_not_dynamic
 from .errors import ParityError, TrtpipeError
 from .io import atomic_path, write_json
 from .parity import failure_clause, first_failure, parity_rows
@@ -42,11 +43,14 @@ def build_engine(
     if precision not in backend.precisions:
         raise TrtpipeError(f"{engine_path}: {backend.library} ({backend.name}) builds {', '.join(backend.precisions)}, not "
                            f"{precision}; fix: drop {precision} for {backend.name} or use a backend that runs it.")
+    if variant.is_dynamic and backend.source == registry.CHECKPOINT_SOURCE:
+        refuse_not_dynamic(reference_path, spec, engine_path)
     module = backend.implementation()
     options = with_defaults(backend.section, options)
     start = time.perf_counter()
     with atomic_path(engine_path) as tmp:
-        request = BuildRequest(backend, Path(source), tmp, spec, variant, precision, tuple(profiles), options)
+        request = BuildRequest(backend, Path(source), tmp, spec, variant, precision, tuple(profiles), options,
+                               Path(engine_path))
         fields = module.build(request)
         sidecar = {
             "model": spec.name, "variant": variant.name, "precision": precision, "backend": backend.name,

@@ -523,6 +523,14 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
                   "torch.cuda.max_memory_allocated; empty on the CPU and for ONNX Runtime on the GPU, whose CUDA arena "
                   "PyTorch's counter cannot see). engine_mib is the engine file; host_rss_mib the benchmark process's "
                   "peak resident host memory.")
+            build = build_costs(rows)
+            if not build.empty:
+                doc.h(3, "Build cost")
+                doc.table(build)
+                doc.p("build_s is the engine job's build (torch.compile's compilation included: the compiled modes "
+                      "compile there, once per profile); load_compile_s is what the benchmark job spent loading the "
+                      "compiled code and tracing before it timed (PyTorch), graphs the Dynamo graphs it holds; a row "
+                      "that compiled while timing says so in its flag.")
         decision_sections(doc, model, (decisions or {}).get(model))
 
         s = svd[svd["model"] == model] if not svd.empty else svd
@@ -581,6 +589,20 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
 
 
 # --- issue 15: memory, deployment decisions, the comparison against a baseline -------------------------
+def build_costs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per engine: its build seconds and, for PyTorch's compiled modes, the benchmark job's load cost."""
+    if "engine_build_s" not in rows or rows["engine_build_s"].isna().all():
+        return pd.DataFrame()
+    out = rows.assign(engine=[engine_label(r) for _, r in rows.iterrows()]).groupby("engine", sort=False).agg(
+        build_s=("engine_build_s", "first"),
+        load_compile_s=("compile_s", "max") if "compile_s" in rows else ("engine_build_s", lambda _: np.nan),
+        graphs=("graphs_compiled", "max") if "graphs_compiled" in rows else ("engine_build_s", lambda _: np.nan),
+    ).reset_index()
+    seconds = lambda v: "" if pd.isna(v) else f"{v:.1f}"  # noqa: E731
+    return out.assign(build_s=out["build_s"].map(seconds), load_compile_s=out["load_compile_s"].map(seconds),
+                      graphs=out["graphs"].map(lambda v: "" if pd.isna(v) else str(int(v))))
+
+
 def _mib(rows: pd.DataFrame, column: str) -> pd.Series:
     """A memory column in MiB for the report; rows of CSVs written before the column existed stay empty."""
     if column not in rows.columns:

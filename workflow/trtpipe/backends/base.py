@@ -31,6 +31,11 @@ class BuildRequest:
     precision: str
     profiles: tuple[Profile, ...]  # one per engine, or several where the backend combines them
     options: dict[str, Any]  # the backend's config section, defaults filled
+    final_path: Path | None = None  # where the engine goes: how messages name it
+
+    @property
+    def shown_as(self) -> Path:
+        return self.final_path or self.engine_path
 
     def shapes(self, profile: Profile) -> dict[str, tuple[Shape, Shape, Shape]]:
         return profile.shapes(self.spec, self.variant)

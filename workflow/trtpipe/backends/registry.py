@@ -150,4 +150,5 @@ for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
         name=f"torch_{_mode}", module="trtpipe.backends.pytorch", rule="torch", engine_suffix="torch",
         precisions=("fp32", "tf32", "fp16", "bf16"), source=CHECKPOINT_SOURCE, gpu=True, section="torch",
         library="PyTorch", conda_env="torch.yaml", dag_identity=_gpu_identity("torch"), mode=_mode,
+        extra_columns=("compile_s", "graphs_compiled", "inductor_cache_misses"),  # the benchmark job's compile cost
     ))

@@ -40,6 +40,13 @@ USER_MODEL = {
     ],
 }
 
+# Seeded, its head is all zeros: 'logits' is the same for every input, so parity against it proves nothing.
+ZERO_HEAD_MODEL = {
+    "factory": "tests/data/user_models.py:zero_head",
+    "inputs": [{"name": "x", "shape": [8]}],
+    "outputs": ["features", "logits", "label"],
+}
+
 
 def tiny_config(**models) -> dict:
     """A sweep small enough to run end to end in a test: two batch sizes, two profiles."""

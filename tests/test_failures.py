@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from trtpipe.spec import DYNAMIC
-from helpers import TEXT_MODEL, tiny_config
+from helpers import TEXT_MODEL, ZERO_HEAD_MODEL, tiny_config
 from trtpipe import failures
 from trtpipe import reference as reference_module
 from trtpipe.check import check_export
@@ -21,8 +21,8 @@ from trtpipe.config import check_yaml_syntax, validate
 from trtpipe.errors import ConfigError, DynamicExportError, TrtpipeError
 from trtpipe.export import export_onnx
 from trtpipe.models import build_model
-from trtpipe.parity import compare, failure_clause, parity_rows
-from trtpipe.reference import make_reference
+from trtpipe.parity import compare, failure_clause, parity_rows, write_rows
+from trtpipe.reference import Reference, input_independent, make_reference
 from trtpipe.report import summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +99,89 @@ def test_a_constant_shaped_tensor_that_fixes_the_output_batch_is_refused(sweep, 
 def test_an_output_without_a_batch_axis_is_left_alone(tmp_path):
     spec = validate(tiny_config(p=user_model("constant_table"))).models["p"]
     make_reference(spec, None, [1, 2, 3], tmp_path / "p.npz")  # the same [2, 3] at every batch: no batch axis
+
+
+# --- the reference: an output that ignores its input makes every parity row pass, and is said so -------------
+def test_a_zero_initialised_head_is_flagged_at_the_reference_in_parity_rows_and_in_the_report(repo_cwd, tmp_path, caplog):
+    """Seeded torchvision ViT-B/16 gave the same logits for every image: every parity row passed and proved nothing."""
+    from trtpipe.engine import build_engine
+
+    sweep = validate(tiny_config(zero=ZERO_HEAD_MODEL))
+    spec = sweep.models["zero"]
+    with caplog.at_level("WARNING"):
+        make_reference(spec, None, [1, 2, 3], tmp_path / "z.npz")
+    reference = Reference(tmp_path / "z.npz")
+    # features vary; the integer label is constant by design
+    assert reference.input_independent == {"logits": {"samples": 6, "spread": 0.0, "scale": 0.0}}
+    assert reference.constant_flags == [False, True, False]
+    assert ("model zero: PyTorch's output 'logits' is the same for all 6 seeded random samples (at most 0 apart, largest "
+            "magnitude 0: a zero-initialised head, or seeded weights?), so every parity check of it passes whatever an "
+            "artifact does with its input; fix: give trained weights (models.zero.checkpoint") in caplog.text
+
+    export_onnx(spec, None, DYNAMIC, tmp_path / "z.onnx", dummy_batch=2)
+    rows, _ = check_export(tmp_path / "z.onnx", spec, tmp_path / "z.npz", DYNAMIC, TOL, dummy_batch=2)
+    rows += build_engine("onnxruntime", tmp_path / "z.onnx", tmp_path / "z.ort.onnx", tmp_path / "z.ort.json", spec, DYNAMIC,
+                         "fp32", [sweep.profile("small")], {}, tmp_path / "z.npz", TOL)
+    assert {r["stage"] for r in rows} == {"export", "engine"} and all(r["passed"] for r in rows)  # passes: proves nothing
+    assert {r["output"] for r in rows if r["reference_constant"]} == {"logits"}
+    assert not any(r["reference_constant"] for r in rows if r["output"] != "logits")
+
+    write_rows(tmp_path / "acc.csv", rows)
+    summarize([], [str(tmp_path / "acc.csv")], [], tmp_path / "out")
+    text = (tmp_path / "out/report.md").read_text()
+    warning = ("WARNING: zero's reference output 'logits' is the same for every input (PyTorch gives the same values, "
+               "to 1e-06, for every seeded random sample: a zero-initialised head, or seeded weights?), so its parity rows "
+               "pass whatever an artifact does with its input and prove nothing; fix: give trained weights "
+               "(models.zero.checkpoint")
+    assert text.split("## Overview")[0].count(warning) == 1  # at the top, and again in the model's accuracy section
+    assert text.split("### Accuracy against PyTorch")[1].count(warning) == 1
+    assert "parity against 'logits' PROVES NOTHING (PyTorch gives the same for every input)" in text.split("## Model")[0]
+    assert pd.read_csv(tmp_path / "out/accuracy.csv")["reference_constant"].any()
+
+
+def test_outputs_that_follow_their_input_or_are_constant_by_design_are_not_flagged(repo_cwd, tmp_path):
+    """tiny_linear varies with its input; constant_table has no batch axis (a table: constant by design); the
+    default sweep's zoo models, seeded, all depend on their inputs."""
+    from trtpipe.config import load_file
+
+    for name in ("tiny_linear", "constant_table"):
+        spec = validate(tiny_config(m=user_model(name))).models["m"]
+        make_reference(spec, None, [1, 2, 3], tmp_path / f"{name}.npz")
+        assert Reference(tmp_path / f"{name}.npz").input_independent == {}, name
+    zoo = load_file(REPO / "config.yaml")
+    for name, spec in zoo.models.items():
+        make_reference(spec, None, [1, 2], tmp_path / f"{name}.npz")
+        assert Reference(tmp_path / f"{name}.npz").input_independent == {}, name
+
+
+def test_the_input_independence_rule():
+    """Across the batch and across cases; one sample per case still counts when the cases' inputs differ; values that
+    are ~0 everywhere count too. Identical inputs, integer outputs and values that vary by more than a millionth of
+    their size (and 1e-6) are not flagged."""
+    rng = np.random.default_rng(0)
+    cases = [{"id": "b1", "batch": 1, "dims": "opt"}, {"id": "b1-dmin", "batch": 1, "dims": "min"}]
+
+    spec = validate(tiny_config(m=user_model("tiny_linear"))).models["m"]  # one input, x
+
+    def flagged(outputs, inputs=None):
+        arrays = {}
+        for i, case in enumerate(cases):
+            arrays[f"{case['id']}/input/x"] = (inputs[i] if inputs is not None
+                                               else rng.normal(size=(case["batch"], 4)).astype(np.float32))
+            arrays[f"{case['id']}/output/y"] = outputs[i]
+        return list(input_independent(spec, cases, arrays, ["y"]))
+
+    same = [np.full((1, 3), 0.25, np.float32)] * 2
+    assert flagged(same) == ["y"]  # one sample per case, compared across cases
+    assert flagged([np.zeros((1, 3), np.float32)] * 2) == ["y"]  # all zeros: a zero head with a zero bias
+    assert flagged(same, inputs=[np.ones((1, 4), np.float32)] * 2) == []  # the inputs did not differ: nothing learnt
+    assert flagged([np.full((1, 3), 7, np.int64)] * 2) == []  # an integer output (a shape, a class) may be constant
+    assert flagged([same[0], same[0] * (1 + 1e-4)]) == []  # varies little, but varies
+    tiny = np.full((1, 3), 8e-10, np.float32)
+    assert flagged([tiny, tiny * 0.85]) == ["y"]  # ~0 everywhere (seeded MobileNetV3-Large: logits of 1e-9)
+    cases.append({"id": "b2", "batch": 2, "dims": "opt"})
+    assert flagged([*same, np.full((2, 3), 0.25, np.float32)]) == ["y"]  # and across the samples of a batch
+    assert flagged([*same, np.array([[0.25] * 3, [0.5] * 3], np.float32)]) == []
 
 
 def test_the_dynamic_check_names_the_cause_it_saw(sweep, tmp_path, monkeypatch):
@@ -276,6 +359,24 @@ def test_the_report_says_which_precision_onnx_exists(tmp_path):
                                  "quantize_nodes": 0, "dequantize_nodes": 0, "warnings": [], "passed": True}))
     summarize([bench], [acc], [], tmp_path / "out", [str(stats)], {"m": [["onnxruntime", "bf16"]]})
     assert "the bf16 precision ONNX and its parity are still in accuracy.csv" in (tmp_path / "out/report.md").read_text()
+
+
+def test_the_report_warns_about_a_reference_that_ignores_its_input(tmp_path):
+    """Hand-built rows: one model's output is flagged, an older CSV (no reference_constant column) is not."""
+    bench, acc = _write_bench_and_accuracy(tmp_path, "m")
+    frame = pd.read_csv(acc)
+    frame.assign(reference_constant=True).to_csv(acc, index=False)
+    frame.assign(model="old").drop(columns=["reference_constant"]).to_csv(tmp_path / "old.csv", index=False)
+    summarize([bench], [acc, str(tmp_path / "old.csv")], [], tmp_path / "out")
+    text = (tmp_path / "out/report.md").read_text()
+    top, models = text.split("## Overview")
+    assert "WARNING: m's reference output 'y' is the same for every input" in top and "old's" not in top
+    assert "The speed measurements still hold." in top
+    overview = models.split("## Model")[0]
+    assert "parity against 'y' PROVES NOTHING" in next(l for l in overview.splitlines() if l.startswith("| m |"))
+    assert "PROVES NOTHING" not in next(l for l in overview.splitlines() if l.startswith("| old |"))
+    assert "WARNING: m's reference output 'y'" in text.split("## Model m")[1].split("## Model")[0]
+    assert "WARNING: m's reference output 'y'" in (tmp_path / "out/report.html").read_text().replace("&#x27;", "'")
 
 
 def test_summarize_by_hand_never_calls_a_half_run_model_good(tmp_path):

@@ -174,3 +174,24 @@ def pairs_of_two():
 
 def constant_table():
     return ConstantTable()
+
+
+class ZeroHead(nn.Module):
+    """A classifier whose head is zero-initialised (as torchvision's ViT): seeded, it gives the same logits for every
+    input. Also returns its features (which do vary) and the predicted class (an integer output)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Linear(16, 4)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor):
+        features = self.body(x)
+        logits = self.head(features)
+        return features, logits, logits.argmax(-1)
+
+
+def zero_head():
+    return ZeroHead()

@@ -214,7 +214,7 @@ def check_export(
                     f"gives {list(want.shape)}: its axis {axis} does not follow the input{suspect}; "
                     f"{RESHAPE_CAUSE if suspects else SHAPE_CAUSE}."
                 )
-        rows += parity_rows(labels, case.id, case.batch, names, outputs, case.outputs, tolerance)
+        rows += parity_rows(labels, case.id, case.batch, names, outputs, case.outputs, tolerance, reference.constant_flags)
         log.info("%s parity %s: max abs err %.3g", stage, case.id, max(r["max_abs_err"] for r in rows[-len(names):]))
     failed = first_failure(rows)
     if failed:

@@ -90,7 +90,8 @@ def engine_parity(module, engine_file, sidecar, spec, variant: Variant, precisio
     rows: list[dict[str, Any]] = []
     for case in reference.cases_within(profile.min, profile.opt, profile.max, dims):
         outputs = runner.run(case.inputs)
-        rows += parity_rows(labels, case.id, case.batch, runner.output_names, outputs, case.outputs, tolerance)
+        rows += parity_rows(labels, case.id, case.batch, runner.output_names, outputs, case.outputs, tolerance,
+                            reference.constant_flags)
         log.info("engine parity %s on %s: max abs err %.3g", shown_as, case.id,
                  max(r["max_abs_err"] for r in rows[-len(outputs):]))
     return rows

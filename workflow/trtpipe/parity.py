@@ -3,6 +3,7 @@ both the absolute and the relative tolerance."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,8 @@ SHAPE_CAUSE = (
 ACCURACY_COLUMNS = [
     "model", "stage", "variant", "precision", "backend", "profile", "case", "batch", "output",
     "max_abs_err", "max_rel_err", "cosine", "mismatch_fraction", "atol", "rtol", "min_cosine", "passed", "note",
+    # PyTorch's output is the same for every input (reference.input_independent): the row passes without proving anything
+    "reference_constant",
 ]
 
 
@@ -97,13 +100,17 @@ def parity_rows(
     actual: list[np.ndarray],
     expected: list[np.ndarray],
     tolerance: dict[str, float],
+    reference_constant: Sequence[bool] = (),
 ) -> list[dict[str, Any]]:
+    """One row per output; `reference_constant` (per expected output, Reference.constant_flags) marks the outputs
+    whose PyTorch values are the same for every input."""
     rows = []
     min_cosine = tolerance.get("min_cosine")
-    for name, a, e in zip(names, actual, expected):
+    for i, (name, a, e) in enumerate(zip(names, actual, expected)):
         result = compare(np.asarray(a), np.asarray(e), tolerance["atol"], tolerance["rtol"], min_cosine)
         rows.append({**labels, "case": case, "batch": batch, "output": name, "atol": tolerance["atol"],
-                     "rtol": tolerance["rtol"], "min_cosine": min_cosine, **result})
+                     "rtol": tolerance["rtol"], "min_cosine": min_cosine, **result,
+                     "reference_constant": bool(i < len(reference_constant) and reference_constant[i])})
     return rows
 
 

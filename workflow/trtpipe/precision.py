@@ -187,7 +187,8 @@ def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str 
     rows: list[dict[str, Any]] = []
     for case in cases:
         outputs = evaluator(case.inputs)
-        rows += parity_rows(labels, case.id, case.batch, evaluator.output_names, outputs, case.outputs, tolerance)
+        rows += parity_rows(labels, case.id, case.batch, evaluator.output_names, outputs, case.outputs, tolerance,
+                            reference.constant_flags)
     worst = max((r["max_abs_err"] for r in rows), default=0.0)
     log.info("%s parity over %d case(s) with %s: max abs err %.3g, %s", precision, len(cases), evaluator.runtime, worst,
              "pass" if all(r["passed"] for r in rows) else "FAIL")

@@ -23,6 +23,11 @@ from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
+# How far apart the samples of an output may be and still count as "the same for every input": 1e-6 of its largest
+# value, so that an output that merely varies little is not flagged, plus 1e-6 absolute, 100x below fp32's parity atol,
+# so that an output that is ~0 everywhere is (seeded torchvision MobileNetV3-Large: logits of 1e-9 for every image).
+CONSTANT_RTOL, CONSTANT_ATOL = 1e-6, 1e-6
+
 
 def reference_cases(spec: ModelSpec, batches: list[int]) -> list[dict[str, Any]]:
     """Reference cases: every batch at opt dims, plus min and max dims where non-batch axes vary."""
@@ -86,6 +91,14 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
         raise failures[0]
     refuse_nonfinite(spec, model, checkpoint, cases, arrays, output_names)
     refuse_batch_mismatch(spec, cases, arrays, output_names)
+    constant = input_independent(spec, cases, arrays, output_names)
+    for name, seen in constant.items():
+        log.warning(
+            "model %s: PyTorch's output %r is the same for all %d seeded random samples (at most %.3g apart, largest "
+            "magnitude %.3g: a zero-initialised head, or seeded weights?), so every parity check of it passes whatever "
+            "an artifact does with its input; fix: give trained weights (models.%s.checkpoint, or the factory's "
+            "pretrained weights through models.%s.factory_kwargs).",
+            spec.name, name, seen["samples"], seen["spread"], seen["scale"], spec.name, spec.name)
     if flops_path is not None:
         from .io import write_json
 
@@ -93,6 +106,7 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
         log.info("%s FLOPs per sample at %s", f"{flops['flops_per_sample']:,}" if flops["flops_per_sample"] else "no", flops["counted_at"])
         write_json(flops_path, flops)
     meta = {"model": spec.name, "cases": cases, "inputs": spec.input_names, "outputs": output_names,
+            "input_independent": constant,
             "torch": torch.__version__, "checkpoint": str(checkpoint) if checkpoint else None}
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_path(out_path) as tmp:
@@ -183,6 +197,48 @@ def refuse_batch_mismatch(spec: ModelSpec, cases: list[dict[str, Any]], arrays: 
         )
 
 
+def input_independent(spec: ModelSpec, cases: list[dict[str, Any]], arrays: dict[str, np.ndarray],
+                      output_names: list[str]) -> dict[str, dict[str, float]]:
+    """Outputs that PyTorch computes without looking at the input, each with what showed it (samples, the largest
+    difference between them, the largest magnitude): parity against them proves nothing (seeded torchvision
+    ViT-B/16 gives zero logits for every image).
+
+    Rule: a floating output whose axis 0 follows the batch is input-independent when every sample, across the
+    batch and across cases (their seeded inputs differ), is within CONSTANT_RTOL x its largest magnitude +
+    CONSTANT_ATOL of every other; samples are compared per shape (min/max dims may change it), and only where their
+    inputs differ. Integer outputs (a shape, an index) and outputs without a batch axis (a table, anchors) are
+    constant by design and never flagged."""
+    ran = [c for c in cases if not c.get("error")]
+    found: dict[str, dict[str, float]] = {}
+    for name in output_names:
+        outs = [(c, arrays[f"{c['id']}/output/{name}"]) for c in ran]
+        if not outs or not np.issubdtype(outs[0][1].dtype, np.floating):
+            continue
+        if any(o.ndim == 0 or o.size == 0 or o.shape[0] != c["batch"] for c, o in outs):
+            continue
+        groups: dict[tuple[int, ...], list[tuple[np.ndarray, list[np.ndarray]]]] = {}
+        for c, o in outs:
+            inputs = [arrays[f"{c['id']}/input/{n}"] for n in spec.input_names]
+            for i in range(c["batch"]):
+                groups.setdefault(o.shape[1:], []).append((o[i], [x[i] for x in inputs]))
+        samples, spread, scale = 0, 0.0, 0.0
+        for group in groups.values():
+            first = group[0][1]
+            if not any(any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(ins, first))
+                       for _, ins in group[1:]):
+                continue  # identical inputs say nothing
+            lo, hi = group[0][0].astype(np.float64), group[0][0].astype(np.float64)
+            for out, _ in group[1:]:  # elementwise min/max, one sample at a time: large outputs x many samples
+                np.minimum(lo, out, out=lo)
+                np.maximum(hi, out, out=hi)
+            samples += len(group)
+            spread = max(spread, float((hi - lo).max()))
+            scale = max(scale, float(np.abs(lo).max()), float(np.abs(hi).max()))
+        if samples and spread <= CONSTANT_RTOL * scale + CONSTANT_ATOL:
+            found[name] = {"samples": samples, "spread": spread, "scale": scale}
+    return found
+
+
 @dataclass
 class Case:
     id: str
@@ -201,7 +257,14 @@ class Reference:
         meta = json.loads(str(self._arrays["meta"]))
         self.output_names: list[str] = meta["outputs"]
         self.input_names: list[str] = meta["inputs"]
+        # output name -> {samples, spread, scale} for outputs that ignore the input (absent in older references)
+        self.input_independent: dict[str, dict[str, float]] = meta.get("input_independent", {})
         self._cases = meta["cases"]
+
+    @property
+    def constant_flags(self) -> list[bool]:
+        """Per output (in order): whether PyTorch gives the same values for every input (parity proves nothing)."""
+        return [n in self.input_independent for n in self.output_names]
 
     @property
     def case_ids(self) -> list[str]:

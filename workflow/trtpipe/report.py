@@ -22,6 +22,7 @@ import pandas as pd
 
 from .io import atomic_path, write_csv, write_text
 from .parity import ACCURACY_COLUMNS
+from .reference import CONSTANT_ATOL
 from .spec import Variant
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,24 @@ def accuracy_overview(accuracy: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
+def constant_outputs(accuracy: pd.DataFrame) -> dict[str, list[str]]:
+    """Per model, the outputs whose PyTorch reference is the same for every input (CSVs older than the column: none)."""
+    if accuracy.empty or "reference_constant" not in accuracy.columns:
+        return {}
+    flagged = accuracy[accuracy["reference_constant"].eq(True)]
+    return {model: sorted(set(rows["output"].astype(str))) for model, rows in flagged.groupby("model")}
+
+
+def constant_warning(model: str, outputs: list[str]) -> str:
+    names = ", ".join(repr(o) for o in outputs)
+    one = len(outputs) == 1
+    return (f"WARNING: {model}'s reference output{'' if one else 's'} {names} {'is' if one else 'are'} the same for every "
+            f"input (PyTorch gives the same values, to {CONSTANT_ATOL:g}, for every seeded random sample: a zero-initialised "
+            f"head, or seeded weights?), so {'its' if one else 'their'} parity rows pass whatever an artifact does with "
+            f"its input and prove nothing; fix: give trained weights (models.{model}.checkpoint, or the factory's "
+            f"pretrained weights through models.{model}.factory_kwargs). The speed measurements still hold.")
+
+
 def _calibration_text(calibration: dict[str, Any] | None) -> str:
     if not calibration:
         return ""
@@ -397,6 +416,7 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
     scaling = batch_scaling(bench)
     svd = static_vs_dynamic(bench)
     acc = accuracy_overview(accuracy)
+    constant = constant_outputs(accuracy)
     stats = [json.loads(Path(p).read_text()) for p in simplify_stats]
 
     doc.h(1, "trtpipe report")
@@ -423,6 +443,8 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
         doc.p("WARNING: " + ", ".join(random_calibration) + " were calibrated on seeded random inputs, not real data. "
               "Their accuracy numbers below compare random inputs with random inputs and say nothing about accuracy "
               "on real data; give models.<name>.calibration_data (an .npz of real samples) before trusting them.")
+    for model, outputs in constant.items():
+        doc.p(constant_warning(model, outputs))
 
     all_models = sorted({*bench["model"].unique(), *accuracy["model"].unique(), *(models or ()),
                          *(f["model"] for f in failures or ())})
@@ -450,6 +472,9 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             verdict = f"incomplete: no {', '.join(missing)} results given"
         else:
             verdict = "all stages pass"
+        if model in constant:  # a pass against an output that ignores its input is no pass
+            verdict += (f"{', but' if verdict == 'all stages pass' else ';'} parity against "
+                        f"{', '.join(map(repr, constant[model]))} PROVES NOTHING (PyTorch gives the same for every input)")
         overview.append({
             "model": model,
             "status": ("incomplete" if failures is None and missing else
@@ -556,6 +581,8 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
         a = acc[acc["model"] == model] if not acc.empty else acc
         if not a.empty:
             doc.h(3, "Accuracy against PyTorch")
+            if model in constant:
+                doc.p(constant_warning(model, constant[model]))
             doc.p("An element fails only if it exceeds both atol and rtol (Polygraphy's rule); each row is the worst case "
                   "over the artifact's reference batches and outputs.")
             doc.table(a.drop(columns=["model"]).assign(

@@ -8,6 +8,9 @@
 #   scripts/gpu_run.sh ort_sweep  the pipeline on config/gpu-onnxruntime.yaml (CONFIG= picks another config)
 #   scripts/gpu_run.sh ort_fidelity  scripts/harness_fidelity.py on the ONNX Runtime CUDA engines of ort_sweep
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
+# WORKFLOW=dir runs the Snakefile (and package) in dir instead, e.g. an older revision unpacked with
+# `git archive REV Snakefile workflow envs profiles | tar x -C dir` for a before/after comparison;
+# RESULTS and TORCH_CACHE then keep its results and TorchInductor cache apart.
 # Results go to $OUT (default gpu-out/). On the lent H100/H200 (no network) the pip packages that
 # machine lacks travel as wheels in .whl/ (see docs/gpu/README.md); elsewhere `make setup` is enough.
 set -uo pipefail
@@ -63,15 +66,21 @@ if pick("TORCH_PROFILES"):
     config["torch"]["profiles"] = pick("TORCH_PROFILES")
 if pick("TORCH_PRECISIONS"):
     config["torch"]["precisions"] = pick("TORCH_PRECISIONS")
+if os.environ.get("RESULTS"):
+    config["results"] = os.environ["RESULTS"]
+if os.environ.get("TORCH_CACHE"):
+    config.setdefault("torch", {})["cache_dir"] = os.environ["TORCH_CACHE"]
 yaml.safe_dump(config, open(sys.argv[1], "w"), sort_keys=False)
 PY
       start=$(date +%s)
-      timeout "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --configfile "$config" --cores 16 --resources gpu=1 --keep-going || status=1
-      echo "sweep wall time: $(( $(date +%s) - start )) s (MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all})" | tee -a "$OUT/sweep_time.txt"
+      timeout "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --snakefile "${WORKFLOW:-.}/Snakefile" --configfile "$config" \
+        --cores 16 --resources gpu=1 --keep-going || status=1
+      echo "sweep wall time: $(( $(date +%s) - start )) s (CONFIG=${CONFIG:-$default_config} WORKFLOW=${WORKFLOW:-.} MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all})" | tee -a "$OUT/sweep_time.txt"
       results=$(python3 -c "import yaml; print(yaml.safe_load(open('$config'))['results'])")
-      cp "$results/summary/report.html" "$OUT/" 2>/dev/null
-      tar czf "$OUT/sweep-results.tar.gz" "$results"/summary "$results"/*/bench "$results"/*/accuracy \
-        "$results"/*/onnx/*.json "$results"/*/flops.json "$results"/*/logs "$results"/*/engines/*/*.json 2>/dev/null ;;
+      cp "$results/summary/report.html" "$OUT/${results}.report.html" 2>/dev/null
+      tar czf "$OUT/${results}.tar.gz" "$results"/summary "$results"/*/bench "$results"/*/accuracy \
+        "$results"/*/onnx/*.json "$results"/*/flops.json "$results"/*/logs "$results"/*/engines/*/*.json \
+        .snakemake/log 2>/dev/null ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done

@@ -73,7 +73,7 @@ if os.environ.get("TORCH_CACHE"):
 yaml.safe_dump(config, open(sys.argv[1], "w"), sort_keys=False)
 PY
       start=$(date +%s)
-      timeout "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --snakefile "${WORKFLOW:-.}/Snakefile" --configfile "$config" \
+      timeout -s INT -k 30 "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --snakefile "${WORKFLOW:-.}/Snakefile" --configfile "$config" \
         --cores 16 --resources gpu=1 --keep-going || status=1
       echo "sweep wall time: $(( $(date +%s) - start )) s (CONFIG=${CONFIG:-$default_config} WORKFLOW=${WORKFLOW:-.} MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all})" | tee -a "$OUT/sweep_time.txt"
       results=$(python3 -c "import yaml; print(yaml.safe_load(open('$config'))['results'])")

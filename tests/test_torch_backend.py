@@ -190,6 +190,41 @@ def test_each_gpu_job_claims_its_own_gpu(monkeypatch, tmp_path):
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
 
 
+def _claim_in_a_child(queue, shared):
+    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    with gpu_module.claim_gpu(poll_s=0.1, shared=shared) as index:
+        queue.put(("claimed", index))
+
+
+def test_builds_that_time_nothing_share_the_gpu_but_never_with_a_timing(monkeypatch, tmp_path):
+    """torch.compile engine jobs claim the GPU shared: two at once; a timing (exclusive) waits for them."""
+    import multiprocessing
+    import queue as queue_module
+
+    from trtpipe.backends import registry
+
+    assert registry.get("torch_compile_graph").build_shares_gpu({"compile_mode": "default"})
+    assert not registry.get("torch_compile_graph").build_shares_gpu({"compile_mode": "max-autotune"})
+    assert not registry.get("tensorrt").build_shares_gpu({}) and not registry.get("onnxruntime_cuda").build_shares_gpu({})
+    monkeypatch.delenv("TRTPIPE_TEST_DEVICE", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("TRTPIPE_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setattr(gpu_module, "_gpus", lambda: [("0", "GPU-aaa")])
+    fork = multiprocessing.get_context("fork")
+    with gpu_module.claim_gpu(shared=True):
+        shared_q, exclusive_q = fork.Queue(), fork.Queue()
+        other_build = fork.Process(target=_claim_in_a_child, args=(shared_q, True))
+        timing = fork.Process(target=_claim_in_a_child, args=(exclusive_q, False))
+        other_build.start()
+        assert shared_q.get(timeout=30) == ("claimed", "0")  # a second build runs beside the first
+        other_build.join(timeout=30)
+        timing.start()
+        with pytest.raises(queue_module.Empty):
+            exclusive_q.get(timeout=1.5)  # the timing waits while a build holds the GPU
+    assert exclusive_q.get(timeout=30) == ("claimed", "0")  # and gets it once the build is done
+    timing.join(timeout=30)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(NO_GPU, reason="needs a CUDA GPU (this machine has none; see scripts/gpu_run.sh)")
 @pytest.mark.parametrize("backend", ["torch_eager", "torch_compile", "torch_eager_graph", "torch_compile_graph"])

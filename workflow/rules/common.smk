@@ -124,6 +124,12 @@ def gpu_units(w):
     return int(registry.get(w.backend).needs_gpu(backend_options(w.backend)))
 
 
+def build_gpu_units(w):
+    """Engine builds that time no kernels (torch.compile) share the GPU: no unit; their GPU claim is shared."""
+    backend = registry.get(w.backend)
+    return 0 if backend.build_shares_gpu(backend_options(w.backend)) else gpu_units(w)
+
+
 def backend_identity(w):
     backend = registry.get(w.backend)
     return as_json(backend.dag_identity(backend_options(backend.name)))

@@ -33,7 +33,7 @@ for _family, _members in registry.rules().items():
         group:
             engine_group
         resources:
-            gpu=gpu_units,
+            gpu=build_gpu_units,
         conda:
             f"../../envs/{_first.conda_env}"
         shell:

@@ -170,8 +170,10 @@ def _gpu_for(args):
     if args.command not in ("build-engine", "benchmark"):
         return contextlib.nullcontext()
     backend = registry.get(args.backend)
-    given = json.loads(args.options if args.command == "build-engine" else args.backend_options)
-    return claim_gpu() if backend.needs_gpu(with_defaults(backend.section, given)) else contextlib.nullcontext()
+    options = with_defaults(backend.section, json.loads(args.options if args.command == "build-engine" else args.backend_options))
+    if not backend.needs_gpu(options):
+        return contextlib.nullcontext()
+    return claim_gpu(shared=args.command == "build-engine" and backend.build_shares_gpu(options))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -199,8 +199,10 @@ def _gpus() -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def claim_gpu(poll_s: float = 1.0):
-    """Hold one GPU exclusively for this job and narrow CUDA_VISIBLE_DEVICES to it.
+def claim_gpu(poll_s: float = 1.0, shared: bool = False):
+    """Hold one GPU exclusively for this job (or `shared` with other shared holders) and narrow
+    CUDA_VISIBLE_DEVICES to it. A shared claim is for builds that time nothing (torch.compile's engine
+    jobs): they run side by side, but never while a job holds the GPU exclusively to time on it.
 
     Snakemake's `gpu` resource bounds how many GPU jobs run at once but never says which GPU each
     gets; this does, with one lock file per GPU (by UUID), so two jobs never time on the same GPU.
@@ -228,14 +230,14 @@ def claim_gpu(poll_s: float = 1.0):
             path = lock_dir / f"{uuid}.lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 continue
             saved = {k: os.environ.get(k) for k in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
             os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             os.environ["CUDA_VISIBLE_DEVICES"] = uuid
-            log.info("claimed GPU %s (%s) for this job", index, uuid)
+            log.info("claimed GPU %s (%s) for this job%s", index, uuid, " (shared with other builds)" if shared else "")
             try:
                 yield index
             finally:

@@ -39,12 +39,17 @@ class Backend:
     mode: str | None = None  # for a module serving several backends (the torch family): which one
     fp32_math: str = "fp32"  # the math its fp32 engines run (the report's peak-FLOPs lookup)
     extra_columns: tuple[str, ...] = ()  # benchmark columns only this backend fills
+    # Its builds time no kernels (given its options), so they may share the GPU with each other (not with timings)
+    build_timing_free: Callable[[dict[str, Any]], bool] | None = None
 
     def implementation(self) -> ModuleType:
         return importlib.import_module(self.module)
 
     def needs_gpu(self, options: dict[str, Any]) -> bool:
         return self.gpu and options.get("device") != "cpu"
+
+    def build_shares_gpu(self, options: dict[str, Any]) -> bool:
+        return bool(self.build_timing_free and self.build_timing_free(options))
 
     def combines_profiles(self, options: dict[str, Any]) -> bool:
         return bool(self.combine_option and options.get(self.combine_option))
@@ -151,4 +156,6 @@ for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
         precisions=("fp32", "tf32", "fp16", "bf16"), source=CHECKPOINT_SOURCE, gpu=True, section="torch",
         library="PyTorch", conda_env="torch.yaml", dag_identity=_gpu_identity("torch"), mode=_mode,
         extra_columns=("compile_s", "graphs_compiled", "inductor_cache_misses"),  # the benchmark job's compile cost
+        # compiling is CPU work; max-autotune times kernels while it compiles
+        build_timing_free=lambda options: not str(options.get("compile_mode", "")).startswith("max-autotune"),
     ))

@@ -57,7 +57,8 @@ def test_tensorrt_ep_profiles_are_name_and_dims_strings_for_every_input(tmp_path
     assert options["trt_profile_max_shapes"] == "attention_mask:4x16,input_ids:4x16"
     assert options["trt_dump_ep_context_model"] == "True" and options["trt_ep_context_embed_mode"] == "1"
     assert options["trt_ep_context_file_path"] == str(request.engine_path)
-    assert options["trt_engine_cache_path"] == str(tmp_path / "trt_cache")  # caches inside the engine folder
+    assert options["trt_timing_cache_path"] == str(tmp_path / "tc")  # the timing cache inside the engine folder
+    assert "trt_engine_cache_enable" not in options  # the EP-context model is the engine (test_ort_tensorrt_contract)
     assert options["trt_max_workspace_size"] == str(4 * 2**30)
 
 

@@ -132,7 +132,7 @@ class _TorchEvent:
 def _torch_dtype(torch, dtype: np.dtype):
     return {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16, np.dtype(np.int64): torch.int64,
             np.dtype(np.int32): torch.int32, np.dtype(np.int8): torch.int8, np.dtype(np.uint8): torch.uint8,
-            np.dtype(np.bool_): torch.bool}[np.dtype(dtype)]
+            np.dtype(np.bool_): torch.bool, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
 
 
 def get_device(index: int = 0):

@@ -76,7 +76,10 @@ def refuse_foreign_engine(engine_path, sidecar: dict, here: dict, library: str) 
 
     def where(d):
         cc = f" (cc {d['compute_capability']})" if d.get("compute_capability") else ""
-        return f"{library} {d['backend_version']} on {d['device']}{cc}"
+        # other keys that differ (the TensorRT an ONNX Runtime EP-context engine was built with) are named too
+        extra = "".join(f", {k.replace('_', ' ')} {d.get(k)}" for k in here
+                        if k not in ("backend_version", "device", "compute_capability") and built.get(k) != here.get(k))
+        return f"{library} {d['backend_version']}{extra} on {d['device']}{cc}"
 
     raise EngineMismatch(f"{engine_path} was built for {where(built)}, but this machine has {where(here)}; fix: rebuild "
                          f"the engine here (delete it and rerun), never time a foreign engine.")

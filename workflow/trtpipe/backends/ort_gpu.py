@@ -6,10 +6,14 @@ hardware-independent (`basic`) optimizations; the CUDA-specific ones (`onnxrunti
 run when a session is created on the GPU. A model saved after the CUDA EP's own optimizations can carry
 ONNX Runtime's Memcpy nodes, and reloading such a file fails ("Duplicate definition of name ..._CUDAExecutionProvider",
 microsoft/foundry-local#1075), so it is never the engine. TensorRT EP: the EP-context model ONNX Runtime dumps
-(`trt_dump_ep_context_model`), an ONNX whose EPContext node embeds the serialized TensorRT engine.
+(`trt_dump_ep_context_model`), an ONNX whose EPContext node embeds the serialized TensorRT engine; the network is
+strongly typed (the EP creates it so whenever no trt_fp16/int8/bf16 flag is set), so the ONNX decides precision.
+The EP's own engine cache stays off: the EP-context model already is the engine, the cache would keep one more
+copy per build beside it (its file name hashes the model's file name), and a cache hit skips the EP-context dump
+(tensorrt_execution_provider.cc). The timing cache lives in the engine folder.
 
-Timing. Inputs and outputs live in CUDA buffers owned by PyTorch and bound with IOBinding; ONNX Runtime
-computes on the harness's stream (`user_compute_stream`) and returns without waiting for it
+Timing. Inputs and outputs live in CUDA buffers owned by PyTorch (through trtpipe.gpu's device layer) and bound
+with IOBinding; ONNX Runtime computes on the harness's stream (`user_compute_stream`) and returns without waiting for it
 (`disable_synchronize_execution_providers`), so the shared harness's CUDA events split host-to-device, compute
 and device-to-host exactly as for the torch and TensorRT rows, and enqueue time is the host time of
 `run_with_iobinding`. CUDA graphs are ONNX Runtime's own (`enable_cuda_graph`, one graph id per input set and
@@ -59,6 +63,23 @@ def _ort():
     return ort
 
 
+TRT_FIX = ("install TensorRT 10 (pip install 'tensorrt-cu13>=10,<11': libnvinfer.so.10) beside onnxruntime-gpu and leave "
+           "ORT_TENSORRT_UNAVAILABLE unset, or drop onnxruntime_tensorrt from sweep.backends")
+
+
+def require_tensorrt(ort) -> str:
+    """The TensorRT version the EP would load; one sentence where it cannot (ONNX Runtime would only warn, or
+    raise from its plugin registration, and run on CUDA with enable_fallback)."""
+    if TRT_EP not in ort.get_available_providers():
+        raise BackendUnavailable(f"ONNX Runtime {ort.__version__} here has no TensorRT execution provider (it has "
+                                 f"{', '.join(ort.get_available_providers())}); fix: {TRT_FIX}.")
+    version = tensorrt_version()
+    if version == "not found":
+        raise BackendUnavailable(f"the TensorRT execution provider needs TensorRT 10 (libnvinfer.so.10 was not found); "
+                                 f"fix: {TRT_FIX}.")
+    return version
+
+
 def tensorrt_version() -> str:
     """The TensorRT the EP loads (libnvinfer.so.10's getInferLibVersion(), major*10000 + minor*100 + patch in 10.x);
     ONNX Runtime's Python API does not expose it."""
@@ -98,16 +119,18 @@ def _profile_string(shapes: dict[str, tuple], which: int) -> str:
 
 def tensorrt_build_options(request: BuildRequest, engine_path: Path) -> dict[str, str]:
     """The TensorRT EP's options that build the engine and dump it as an EP-context model (TensorRT EP docs;
-    option names as in onnxruntime-gpu 1.31.1). Booleans are 'True'/'False': its Python binding checks them."""
+    option names as in onnxruntime-gpu 1.31.1). Booleans are 'True'/'False': its Python binding checks them.
+    Every input is named: the EP fails a build whose dynamic input has no explicit profile. No engine cache (see
+    the module docstring); the timing cache (TensorrtExecutionProvider_cache_sm<cc>.timing) in timing_cache_dir,
+    relative to the engine folder."""
     options = request.options
     (profile,) = request.profiles
     shapes = request.shapes(profile)
-    cache = engine_path.parent / "trt_cache"  # the EP names its files by model and profile
+    timing = engine_path.parent / options["timing_cache_dir"]  # an absolute timing_cache_dir stays as it is
     return {
         "trt_profile_min_shapes": _profile_string(shapes, 0), "trt_profile_opt_shapes": _profile_string(shapes, 1),
         "trt_profile_max_shapes": _profile_string(shapes, 2),
-        "trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache),
-        "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(Path(options["timing_cache_dir"]).resolve()),
+        "trt_timing_cache_enable": "True", "trt_timing_cache_path": str(timing),
         "trt_dump_ep_context_model": "True", "trt_ep_context_file_path": str(engine_path), "trt_ep_context_embed_mode": "1",
         "trt_builder_optimization_level": str(options["optimization_level"]),
         "trt_max_workspace_size": str(int(options["workspace_gib"] * 2**30)),
@@ -126,9 +149,10 @@ def _session_options(ort, level: str):
 
 
 def open_session(ort, path: str | Path, backend, options: dict[str, Any], precision: str, stream_handle: int | None = None,
-                 extra_trt: dict[str, str] | None = None):
+                 extra_trt: dict[str, str] | None = None, label: str | Path | None = None):
     """A GPU session that never falls back to another provider in silence (enable_fallback=0), and the nodes it
-    placed on each provider."""
+    placed on each provider. `label` names the model in messages (default: `path`)."""
+    label = label or path
     providers = provider_options(backend, options, precision, stream_handle)
     if extra_trt:
         providers[0] = (TRT_EP, {**providers[0][1], **extra_trt})
@@ -138,10 +162,17 @@ def open_session(ort, path: str | Path, backend, options: dict[str, Any], precis
         sess = ort.InferenceSession(str(path), sess_options=_session_options(ort, level), providers=providers,
                                     enable_fallback=0)
     except Exception as exc:  # ONNX Runtime raises its own pybind exception types
-        raise TrtpipeError(provider_failure(path, wanted, exc)) from exc
+        text = str(exc)
+        if wanted == TRT_EP and ("Please install TensorRT libraries" in text or "implementation for EPContext" in text):
+            # the plugin registration's error without libnvinfer; an EP-context model no other provider can load
+            raise BackendUnavailable(f"{label}: ONNX Runtime could not use the TensorRT execution provider "
+                                     f"({text.strip().splitlines()[0][:200]}); fix: {TRT_FIX}.") from exc
+        raise TrtpipeError(provider_failure(label, wanted, exc)) from exc
     if wanted not in sess.get_providers():
-        raise BackendUnavailable(f"{path}: ONNX Runtime did not register the {wanted} (it has {', '.join(sess.get_providers())}); "
-                                 f"fix: install the libraries that provider needs (see README, ONNX Runtime on the GPU).")
+        fix = TRT_FIX if wanted == TRT_EP else \
+            "install the libraries that provider needs (see README, ONNX Runtime on the GPU)"
+        raise BackendUnavailable(f"{label}: ONNX Runtime did not register the {wanted} (it has "
+                                 f"{', '.join(sess.get_providers())}); fix: {fix}.")
     return sess, placement(sess)
 
 
@@ -188,23 +219,20 @@ def build(request: BuildRequest) -> dict[str, Any]:
     baked = bake_fixed_dims(graph, request.shapes(request.profiles[0]))
     start = time.perf_counter()
     if backend.mode == "tensorrt":
-        if tensorrt_version() == "not found":
-            raise BackendUnavailable("the TensorRT execution provider needs TensorRT 10 (libnvinfer.so.10 was not found); "
-                                     "fix: install TensorRT 10.x (pip install 'tensorrt-cu13>=10,<11'), or drop "
-                                     "onnxruntime_tensorrt from sweep.backends.")
+        trt_version = require_tensorrt(ort)
         baked_path = request.engine_path.with_name(request.engine_path.name + ".src.onnx")
         onnx.save(graph, str(baked_path))
         try:
             sess, places = open_session(ort, baked_path, backend, options, request.precision,
-                                        extra_trt=tensorrt_build_options(request, request.engine_path))
+                                        extra_trt=tensorrt_build_options(request, request.engine_path), label=request.source)
         finally:
             baked_path.unlink(missing_ok=True)
         if not request.engine_path.exists() or request.engine_path.stat().st_size == 0:
             raise TrtpipeError(f"{request.source}: the TensorRT EP built no EP-context model at {request.engine_path}; "
                                f"fix: check that every node runs on TensorRT (see the log).")
         del sess
-        fields = {"tensorrt_version": tensorrt_version(), "ep_context_embed_mode": 1,
-                  "strongly_typed": "not settled: onnxruntime-gpu 1.31.1's TensorRT EP has no strongly-typed option"}
+        # strongly typed: the EP creates the network with kSTRONGLY_TYPED unless trt_fp16/int8/bf16_enable is set
+        fields = {"tensorrt_version": trt_version, "ep_context_embed_mode": 1, "strongly_typed": True}
     else:
         cpu_session(graph.SerializeToString(), level="basic", save_to=request.engine_path)
         # The CUDA-specific optimizations run now, once, to check the engine and record where each node runs.
@@ -228,7 +256,7 @@ class Runner(BaseRunner):
     def identity(self) -> dict[str, str]:
         here = identity(self.options)
         if self.backend.mode == "tensorrt":  # an EP-context engine is also tied to the TensorRT that built it
-            here["tensorrt_version"] = tensorrt_version()
+            here["tensorrt_version"] = require_tensorrt(_ort())
         return here
 
     def load(self) -> None:
@@ -236,7 +264,6 @@ class Runner(BaseRunner):
 
         self.ort = _ort()
         self.device = get_device()
-        self.torch = self.device.torch
         self.stream = self.device.stream()
         self.graph = self.backend.mode == "cuda_graph"
         self.session, self.places = open_session(self.ort, self.engine_path, self.backend, self.options,
@@ -254,46 +281,45 @@ class Runner(BaseRunner):
 
     def _bind_inputs(self, binding, dev: dict[str, Any]) -> None:
         for name, t in dev.items():
-            binding.bind_input(name, "cuda", 0, self.input_types[name], tuple(t.shape), t.data_ptr())
+            binding.bind_input(name, "cuda", 0, self.input_types[name], t.shape, t.ptr)
 
     def _step(self, feeds: dict[str, np.ndarray]):
         """Device buffers for one input set, bound; each of its own CUDA graph (graph mode)."""
         from ..gpu import GpuStep
 
-        torch = self.torch
-        with self.device.use(self.stream):
-            host = {n: torch.from_numpy(np.ascontiguousarray(feeds[n].astype(self.input_types[n], copy=False))).pin_memory()
+        device, stream = self.device, self.stream
+        with device.use(stream):
+            host = {n: device.pinned(np.ascontiguousarray(feeds[n].astype(self.input_types[n], copy=False)))
                     for n in self.input_types}
-            dev = {n: torch.empty_like(h, device=self.device.device) for n, h in host.items()}
+            dev = {n: device.empty(h.shape, self.input_types[n]) for n, h in host.items()}
             for n in dev:
-                dev[n].copy_(host[n], non_blocking=True)
+                device.copy(dev[n], host[n], stream)
             # Output shapes: one run with outputs that ONNX Runtime allocates (no graph capture for it).
             probe = self.session.io_binding()
             self._bind_inputs(probe, dev)
             for name in self.output_names:
                 probe.bind_output(name, "cuda", 0)
-            self.stream.synchronize()
+            stream.synchronize()
             self.session.run_with_iobinding(probe, self._run_options(None))
-            self.stream.synchronize()
+            stream.synchronize()
             shapes = {n: tuple(v.shape()) for n, v in zip(self.output_names, probe.get_outputs())}
             types = {n: NUMPY[v.data_type()] for n, v in zip(self.output_names, probe.get_outputs())}
-            out = {n: torch.empty(shapes[n], dtype=_torch_dtype(torch, types[n]), device=self.device.device)
-                   for n in self.output_names}
-            host_out = {n: torch.empty_like(o, device="cpu").pin_memory() for n, o in out.items()}
+            out = {n: device.empty(shapes[n], types[n]) for n in self.output_names}
+            host_out = {n: device.pinned_empty(shapes[n], types[n]) for n in self.output_names}
         binding = self.session.io_binding()
         self._bind_inputs(binding, dev)
         for name, t in out.items():
-            binding.bind_output(name, "cuda", 0, types[name], tuple(t.shape), t.data_ptr())
+            binding.bind_output(name, "cuda", 0, types[name], t.shape, t.ptr)
         run_options = self._run_options(next(self._graph_ids) if self.graph else None)
         run = self.session.run_with_iobinding
 
         def upload() -> None:
             for n in dev:
-                dev[n].copy_(host[n], non_blocking=True)
+                device.copy(dev[n], host[n], stream)
 
         def download() -> None:
             for n in out:
-                host_out[n].copy_(out[n], non_blocking=True)
+                device.copy(host_out[n], out[n], stream)
 
         return GpuStep(upload, lambda: run(binding, run_options), download), host_out
 
@@ -329,7 +355,3 @@ class Runner(BaseRunner):
         not see (it would report only the harness's I/O buffers and look deceptively small)."""
         yield {"bytes": math.nan}
 
-
-def _torch_dtype(torch, dtype):
-    return {np.float32: torch.float32, np.float16: torch.float16, np.int64: torch.int64, np.int32: torch.int32,
-            np.int8: torch.int8, np.uint8: torch.uint8, np.bool_: torch.bool, np.float64: torch.float64}[dtype]

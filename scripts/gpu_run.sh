@@ -6,7 +6,8 @@
 #   scripts/gpu_run.sh sweep      the real pipeline on config/gpu-torchvision.yaml (ResNet-50, ViT-B/16)
 #   scripts/gpu_run.sh ort_check  onnxruntime-gpu's providers, and the ONNX Runtime GPU backend's GPU tests
 #   scripts/gpu_run.sh ort_sweep  the pipeline on config/gpu-onnxruntime.yaml (CONFIG= picks another config)
-#   scripts/gpu_run.sh ort_fidelity  scripts/harness_fidelity.py on the ONNX Runtime CUDA engines of ort_sweep
+#   scripts/gpu_run.sh ort_fidelity  scripts/harness_fidelity.py on the ONNX Runtime CUDA engines of ort_sweep (ORT_ENGINES=glob)
+#   scripts/gpu_run.sh ort_probe  scripts/ort_cuda_probe.py: the CUDA EP's options one at a time (ResNet-50 fp32/fp16)
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
 # WORKFLOW=dir runs the Snakefile (and package) in dir instead, e.g. an older revision unpacked with
 # `git archive REV Snakefile workflow envs profiles | tar x -C dir` for a before/after comparison;
@@ -47,9 +48,11 @@ for stage in "$@"; do
       python3 -m pytest -q -p no:cacheprovider -m "not workflow" tests/test_ort_gpu.py || status=1 ;;
     ort_fidelity)
       python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity_onnxruntime.csv" \
-        --ort-engines "results-gpu-ort/resnet50/engines/onnxruntime_cuda/static-b*.fp16.static.onnx" || status=1 ;;
+        --ort-engines "${ORT_ENGINES:-results-gpu-ort/resnet50/engines/onnxruntime_cuda/static-b*.fp16.static.onnx}" || status=1 ;;
+    ort_probe)
+      python3 scripts/ort_cuda_probe.py --out "$OUT/ort_cuda_probe.csv" || status=1 ;;
     sweep|ort_sweep)
-      # MODELS / BACKENDS / TORCH_PROFILES (comma-separated) narrow the config, so a sweep too long for one
+      # MODELS / BACKENDS / PRECISIONS / PROFILES / STATIC / TORCH_PROFILES (comma-separated) narrow the config, so a sweep too long for one
       # sitting runs in parts; `trtpipe summarize` joins the parts' CSVs.
       default_config=config/gpu-torchvision.yaml
       [ "$stage" = ort_sweep ] && default_config=config/gpu-onnxruntime.yaml
@@ -66,6 +69,12 @@ if pick("TORCH_PROFILES"):
     config["torch"]["profiles"] = pick("TORCH_PROFILES")
 if pick("TORCH_PRECISIONS"):
     config["torch"]["precisions"] = pick("TORCH_PRECISIONS")
+if pick("PRECISIONS"):
+    config["sweep"]["precisions"] = pick("PRECISIONS")
+if pick("PROFILES"):
+    config["sweep"]["profiles"] = pick("PROFILES")
+if os.environ.get("STATIC") is not None:
+    config["static_batch_sizes"] = [int(b) for b in pick("STATIC")]
 if os.environ.get("RESULTS"):
     config["results"] = os.environ["RESULTS"]
 if os.environ.get("TORCH_CACHE"):

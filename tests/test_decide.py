@@ -160,3 +160,14 @@ def test_pareto_plot_writes_a_png_atomically(rows, tmp_path):
     path = decide.pareto_plot(rows, chosen, tmp_path / "plots" / "m.pareto.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["m.pareto.png"]  # no temporary left behind
+
+
+def test_a_model_whose_every_engine_failed_accuracy_still_gets_its_plot(rows, tmp_path):
+    """The summary rule lists a Pareto plot per model: a model with no engine left after the accuracy
+    exclusions (seeded ResNet-50 fp16 on the GPU, say) gets a figure that says so, not a missing output."""
+    from trtpipe.report import deployment_decisions
+
+    accuracy = rows.assign(stage="engine", passed=False, case="b1", output="y", max_abs_err=0.1, cosine=1.0)
+    entry = deployment_decisions(rows, accuracy, tmp_path, {"m": {"p99_latency_ms": 5.0}}, {})["m"]
+    assert entry["pick"] is None and "front" not in entry
+    assert (tmp_path / "plots" / "m.pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -403,17 +403,26 @@ def suggest_profiles(traffic: Mapping[str, Any], k: int = 2) -> ProfileSuggestio
 
 # --- 4. plot ------------------------------------------------------------------------------------------------
 def pareto_plot(rows: pd.DataFrame, chosen_row: Mapping[str, Any] | pd.Series | None, path: str | os.PathLike,
-                latency_col: str = "latency_ms_p99", throughput_col: str = "throughput_samples_s") -> Path:
+                latency_col: str = "latency_ms_p99", throughput_col: str = "throughput_samples_s",
+                empty_note: str = "no engine to plot") -> Path:
     """p99 latency against samples/s for every engine x batch, the Pareto front as a step line (the best
-    throughput available within a latency budget), the chosen point marked. Written atomically."""
+    throughput available within a latency budget), the chosen point marked. Written atomically; without rows,
+    a figure that says `empty_note`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    data = rows.dropna(subset=[latency_col, throughput_col])
+    data = rows.dropna(subset=[latency_col, throughput_col]) if not rows.empty else rows
     fig, ax = plt.subplots(figsize=(8, 5))
+    if data.empty:
+        from .report import save_figure
+
+        ax.text(0.5, 0.5, empty_note, ha="center", va="center", wrap=True)
+        ax.set_axis_off()
+        save_figure(fig, path)
+        return path
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, ((backend, precision), grp) in enumerate(data.groupby(["backend", "precision"], sort=True)):
         static = grp["variant"].map(lambda v: _static_batch(v) is not None)

@@ -649,7 +649,9 @@ def deployment_decisions(bench: pd.DataFrame, accuracy: pd.DataFrame, out_dir: P
         rows = bench[bench["model"] == model]
         rows = rows[[not _excluded(r, excluded) for _, r in rows.iterrows()]]
         entry: dict[str, Any] = {"objective": objectives.get(model), "pick": None, "pick_sentence": None}
-        if rows.empty:
+        if rows.empty:  # every engine failed its accuracy check: the plot (a rule output) says so
+            decide.pareto_plot(rows, None, out_dir / "plots" / f"{model}.pareto.png",
+                               empty_note=f"{model}: no engine passed its accuracy check (see Accuracy)")
             out[model] = entry
             continue
         if entry["objective"]:

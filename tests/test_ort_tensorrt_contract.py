@@ -302,3 +302,28 @@ def test_a_cached_engine_skips_the_ep_context_dump(ortrt, models, tmp_path):
     assert (tmp_path / "first.ctx.onnx").exists() and not (tmp_path / "second.ctx.onnx").exists()
     assert [call for call, _ in ortrt.WORLD.calls if call in ("build", "engine_cache_hit")] == ["build", "engine_cache_hit"]
     assert len(list((tmp_path / "cache").glob("*.engine"))) == 1
+
+
+def test_a_cuda_ep_engine_keeps_its_fp16_nodes(ortrt, tmp_path):
+    """The CUDA EP engine is the baked ONNX itself: saved after the CPU provider's optimizations, an fp16 model
+    gained fp32 Casts around every node the CPU cannot run in fp16, and the GPU then ran it in fp32 (ResNet-50
+    fp16 measured as slow as fp32 on the H100, docs/gpu/onnxruntime)."""
+    from trtpipe.backends import ort_gpu
+
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=onnx.TensorProto.FLOAT16),
+             helper.make_node("Conv", ["h", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=onnx.TensorProto.FLOAT)]
+    w = onnx.numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float16), "w")
+    graph = helper.make_graph(nodes, "half", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4, 8, 8])], [w])
+    path = tmp_path / "half.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    spec = ModelSpec("half", (InputSpec("x", (3, 8, 8)),))
+    engine = tmp_path / "h.onnx"
+    request = BuildRequest(get("onnxruntime_cuda"), path, engine, spec, Variant.static(2), "fp16",
+                           (Profile.static(2),), with_defaults("onnxruntime_cuda", {}))
+    fields = ort_gpu.build(request)
+    saved = onnx.load(str(engine))
+    assert [n.op_type for n in saved.graph.node] == ["Cast", "Conv", "Relu", "Cast"]
+    assert fields["saved_optimization_level"] == "none"

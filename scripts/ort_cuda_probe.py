@@ -108,7 +108,7 @@ def main() -> int:
                     rows.append({"onnx": name, "runtime": "onnxruntime_cuda", "algo_search": algo, "prefer_nhwc": nhwc,
                                  "batch": b, "ms_per_run": round(ms, 4), "max_abs_err": err, "error": error})
                     print(rows[-1], flush=True)
-                del sess
+                sess = None  # frees its GPU memory before the next session
     with open(args.out, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

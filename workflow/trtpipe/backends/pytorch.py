@@ -20,8 +20,10 @@ which is how CI exercises this backend for real; CUDA graphs need a GPU.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -220,6 +222,8 @@ def _not_dynamic(exc: Exception, shown_as: str, batch: int, prepared: Prepared) 
 
     text = str(exc)
     found = re.search(r"specialized it to be a constant \((\d+)\)", text)
+    if not prepared.axes:  # nothing was marked dynamic: torch's own error stands
+        return None
     if not found and "Constraints violated" not in text and "ConstraintViolation" not in type(exc).__name__:
         return None
     named = re.search(r"\['(\w+)'\]\.size\(\)\[(\d+)\]", text)  # Dynamo names the tensor L['x'].size()[0]
@@ -247,12 +251,15 @@ class Runner(BaseRunner):
         self.config = config
         self.options["device"] = config["device"]
         self.compile_s = float("nan")
+        self.loaded_counters = {"graphs": 0, "misses": 0, "hits": 0}  # what loading this engine compiled
         prepared = _BUILT.get(self.engine_path)
         if prepared is None:
             if config["compiled"]:
                 # An empty Inductor cache holding only the engine's artifacts: what the benchmark runs was compiled
-                # by the engine job, or it shows as cache misses.
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="trtpipe-inductor-")
+                # by the engine job, or it shows as cache misses. Removed when the process ends.
+                cache = tempfile.mkdtemp(prefix="trtpipe-inductor-")
+                atexit.register(shutil.rmtree, cache, True)
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
                 if compiled:
                     _torch().compiler.load_cache_artifacts(compiled)
             prepared = Prepared(config, self.threads)
@@ -299,7 +306,7 @@ class Runner(BaseRunner):
         if before is None:
             return {}
         now = compile_counters()
-        loaded = getattr(self, "loaded_counters", {"graphs": 0, "misses": 0})
+        loaded = self.loaded_counters
         notes = [w for w in (warnings,) if w]
         if now["graphs"] > before["graphs"]:
             notes.append(f"recompiled: {now['graphs'] - before['graphs']} graph(s) compiled while timing this batch "

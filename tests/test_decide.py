@@ -171,3 +171,19 @@ def test_a_model_whose_every_engine_failed_accuracy_still_gets_its_plot(rows, tm
     entry = deployment_decisions(rows, accuracy, tmp_path, {"m": {"p99_latency_ms": 5.0}}, {})["m"]
     assert entry["pick"] is None and "front" not in entry
     assert (tmp_path / "plots" / "m.pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_build_cost_is_one_row_per_engine_with_torch_load_columns(rows):
+    """The report's Build cost table: the engine's build seconds once per engine (not per batch), and for the
+    compiled torch modes what the benchmark spent loading and tracing, and its graphs."""
+    from trtpipe.report import build_costs
+
+    bench = rows.assign(engine_build_s=1.25)
+    torch_rows = rows.head(2).assign(backend="torch_compile_graph", precision="fp16", engine_build_s=61.0,
+                                     compile_s=[7.5, 7.5], graphs_compiled=[2, 2])
+    table = build_costs(pd.concat([bench, torch_rows], ignore_index=True))
+    assert len(table) == table["engine"].nunique() == 8  # 6 ORT engines (3 static, 3 dynamic profiles) + 2 torch
+    torch_row = table[table["engine"].str.startswith("torch_compile_graph")].iloc[0]
+    assert (torch_row["build_s"], torch_row["load_compile_s"], torch_row["graphs"]) == ("61.0", "7.5", "2")
+    assert set(table[~table["engine"].str.startswith("torch")]["load_compile_s"]) == {""}
+    assert build_costs(rows).empty  # CSVs from before the column: no table

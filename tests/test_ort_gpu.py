@@ -38,6 +38,9 @@ def test_provider_options_follow_the_config_and_the_precision():
     assert name == "CUDAExecutionProvider"
     assert cuda["use_tf32"] == "0" and cuda["enable_cuda_graph"] == "0" and cuda["cudnn_conv_algo_search"] == "HEURISTIC"
     assert cuda["user_compute_stream"] == "1234"  # ONNX Runtime computes on the harness's stream
+    assert "prefer_nhwc" not in cuda  # ONNX Runtime's default unless the config asks
+    [(_, nhwc)] = ort_gpu.provider_options(get("onnxruntime_cuda"), {**options, "prefer_nhwc": True}, "fp16")
+    assert nhwc["prefer_nhwc"] == "1"
     [(_, graph)] = ort_gpu.provider_options(get("onnxruntime_cuda_graph"), options, "tf32")
     assert graph["use_tf32"] == "1" and graph["enable_cuda_graph"] == "1" and "user_compute_stream" not in graph
     trt = ort_gpu.provider_options(get("onnxruntime_tensorrt"), with_defaults("onnxruntime_tensorrt", {}), "fp16")

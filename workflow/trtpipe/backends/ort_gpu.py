@@ -107,6 +107,8 @@ def provider_options(backend, options: dict[str, Any], precision: str, stream_ha
         "arena_extend_strategy": options["arena_extend_strategy"],
         "enable_cuda_graph": "1" if backend.mode == "cuda_graph" else "0", **stream,
     }
+    if options.get("prefer_nhwc"):  # only the CUDA EP's section has it; unset, ONNX Runtime's default (0) applies
+        cuda["prefer_nhwc"] = "1"
     if backend.mode != "tensorrt":
         return [(CUDA_EP, cuda)]
     trt = {"device_id": "0", "trt_cuda_graph_enable": "False", **stream}

@@ -64,7 +64,7 @@ def test_eager_on_the_cpu_matches_pytorch_and_times(setup, tmp_path, precision):
     engine, rows = _engine(sweep, root, "torch_eager", "tiny_sr", precision, "small", options, tmp_path)
     config, compiled = read_engine(engine)
     assert compiled is None  # eager: nothing compiled to carry
-    assert config["precision"] == precision and config["dynamic"] and not config["compiled"]
+    assert config["precision"] == precision and config["dynamic_axes"] and not config["compiled"]
     assert {r["case"] for r in rows} >= {"b1-dmin", "b1-dmax"} and all(r["passed"] for r in rows)
     if precision == "bf16":
         assert max(r["max_abs_err"] for r in rows) > 1e-4  # really bf16, not fp32 relabelled

@@ -620,10 +620,9 @@ def build_costs(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per engine: its build seconds and, for PyTorch's compiled modes, the benchmark job's load cost."""
     if "engine_build_s" not in rows or rows["engine_build_s"].isna().all():
         return pd.DataFrame()
+    rows = rows.reindex(columns=[*rows.columns, *{"compile_s", "graphs_compiled"} - set(rows.columns)])  # older CSVs
     out = rows.assign(engine=[engine_label(r) for _, r in rows.iterrows()]).groupby("engine", sort=False).agg(
-        build_s=("engine_build_s", "first"),
-        load_compile_s=("compile_s", "max") if "compile_s" in rows else ("engine_build_s", lambda _: np.nan),
-        graphs=("graphs_compiled", "max") if "graphs_compiled" in rows else ("engine_build_s", lambda _: np.nan),
+        build_s=("engine_build_s", "first"), load_compile_s=("compile_s", "max"), graphs=("graphs_compiled", "max"),
     ).reset_index()
     seconds = lambda v: "" if pd.isna(v) else f"{v:.1f}"  # noqa: E731
     return out.assign(build_s=out["build_s"].map(seconds), load_compile_s=out["load_compile_s"].map(seconds),

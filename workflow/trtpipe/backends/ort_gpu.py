@@ -229,7 +229,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
         finally:
             baked_path.unlink(missing_ok=True)
         if not request.engine_path.exists() or request.engine_path.stat().st_size == 0:
-            raise TrtpipeError(f"{request.source}: the TensorRT EP built no EP-context model at {request.engine_path}; "
+            raise TrtpipeError(f"{request.source}: the TensorRT EP built no EP-context model at {request.shown_as}; "
                                f"fix: check that every node runs on TensorRT (see the log).")
         del sess
         # strongly typed: the EP creates the network with kSTRONGLY_TYPED unless trt_fp16/int8/bf16_enable is set

@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -114,8 +115,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
         "backend": backend.name, "checkpoint": str(request.source), "spec": request.spec.to_dict(),
         "precision": request.precision, "compiled": compiled, "compile_mode": options["compile_mode"], "cuda_graph": graph,
         "channels_last": bool(options["channels_last"]), "device": options["device"],
-        "dynamic": len(shapes) == 1 and any(lo != hi for lo, _, hi in shapes[0].values()),
-        "dynamic_axes": dynamic_axes(shapes[0]) if len(shapes) == 1 else {},
+        "dynamic_axes": dynamic_axes(shapes[0]) if len(shapes) == 1 else {},  # empty: a static engine
     }
     fields = {"mode": backend.name, "compiled": compiled, "cuda_graph": graph, "compile_mode": config["compile_mode"],
               "channels_last": config["channels_last"], "torch_device": config["device"]}
@@ -216,8 +216,6 @@ class Prepared:
 
 def _not_dynamic(exc: Exception, shown_as: str, batch: int, prepared: Prepared) -> DynamicExportError | None:
     """torch.compile's 'specialized it to be a constant (N)' as the ONNX check says it: axis, batch, cause, fix."""
-    import re
-
     from ..check import SPECIALISED_CAUSE
 
     text = str(exc)

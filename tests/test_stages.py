@@ -199,6 +199,34 @@ def test_cli_reports_a_batch_outside_the_profile_in_one_line(sweep, text_engines
     assert "batch 64 is outside profile" in (tmp_path / "b.log").read_text()
 
 
+def test_a_benchmark_loads_beside_other_work_but_times_alone(sweep, text_engines, tmp_path, monkeypatch):
+    """Another job on the machine (this test, holding it shared): the benchmark command loads its engine, then waits
+    to time until that job is done, and never times beside it."""
+    import time
+
+    from trtpipe import machine
+
+    engine, _ = text_engines["small"]
+    monkeypatch.setenv("TRTPIPE_GPU_LOCK_DIR", str(tmp_path))
+    log = tmp_path / "b.log"
+    with machine.working():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trtpipe", "benchmark", "--backend", "onnxruntime", "--model-spec",
+             sweep.models["tiny_text"].to_json(), "--engine", str(engine), "--sidecar", str(engine.with_suffix(".json")),
+             "--batches", "1", "--settings", json.dumps({"warmup_s": 0.01, "min_duration_s": 0.05, "min_iterations": 5}),
+             "--out", str(tmp_path / "b.csv"), "--log", str(log)],
+            env={**os.environ, "PYTHONPATH": str(REPO / "workflow")},
+        )
+        deadline = time.monotonic() + 120
+        while "waiting for the other trtpipe jobs on this machine" not in (log.read_text() if log.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "the benchmark never waited for the machine"
+            time.sleep(0.2)
+        assert proc.poll() is None and not (tmp_path / "b.csv").exists()
+    assert proc.wait(timeout=120) == 0
+    assert (tmp_path / "b.csv").read_text().count("\n") == 2  # header and the batch-1 row
+    assert "timing alone on this machine (waited" in log.read_text()
+
+
 def test_a_benchmark_refuses_an_engine_built_on_another_machine(sweep, text_engines, tmp_path):
     """On a cluster a benchmark may land on another node type than its engine's build: one sentence, no numbers."""
     engine, _ = text_engines["small"]

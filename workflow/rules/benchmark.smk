@@ -1,8 +1,8 @@
 # Stage 6: time every engine at each configured batch inside its profile (always including opt).
-# A benchmark owns the machine: the `bench` resource (limited to 1 by profiles/default) keeps two
-# timings apart, and taking every core keeps other jobs off the CPU while it measures. A combined
-# engine is timed once per profile, each with its own execution context. One rule per family of
-# backends, like the engine rules.
+# A timing owns the machine: every trtpipe job holds it shared and a timing waits to hold it alone
+# (trtpipe/machine.py). A CPU benchmark also takes every core and the one `bench` unit; a GPU benchmark
+# one core and no unit, so several load their engines at once. A combined engine is timed once per
+# profile, each with its own execution context. One rule per family of backends, like the engine rules.
 
 for _family, _members in registry.rules().items():
     _first = _members[0]
@@ -25,10 +25,10 @@ for _family, _members in registry.rules().items():
             settings=as_json(SWEEP.benchmark),
             options=lambda w: as_json(backend_options(w.backend)),
             code=family_code("trtpipe.benchmark", _members),
-        threads: BENCH_THREADS
+        threads: bench_threads
         resources:
-            bench=1,
-            gpu=gpu_units,
+            bench=bench_units,
+            gpu=bench_gpu_units,
         log:
             f"{R}/{{model}}/logs/bench.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
         group:

@@ -37,8 +37,9 @@ def _scheduled_cores():
         return 1
 
 
-# Benchmarks own the machine: they claim every core Snakemake schedules (even when --cores exceeds the
-# machine's), so no other job runs beside a timing. The backend itself uses the CPUs that exist.
+# A CPU benchmark times on every core Snakemake schedules (even when --cores exceeds the machine's; the
+# backend itself uses the CPUs that exist). Nothing runs beside any timing: every job holds the machine
+# shared and a timing takes it alone (trtpipe/machine.py), so a GPU benchmark needs one core for loading.
 BENCH_THREADS = _scheduled_cores()
 
 
@@ -122,6 +123,23 @@ def backend_options(backend):
 def gpu_units(w):
     """GPU jobs take one unit of the `gpu` resource (a torch backend on `device: cpu` none)."""
     return int(registry.get(w.backend).needs_gpu(backend_options(w.backend)))
+
+
+def bench_threads(w):
+    return 1 if gpu_units(w) else BENCH_THREADS
+
+
+def bench_units(w):
+    """CPU benchmarks run one at a time (each takes every core); GPU benchmarks load side by side and wait
+    for the machine only to time (trtpipe.machine.alone)."""
+    return 1 - gpu_units(w)
+
+
+def bench_gpu_units(w):
+    """Here a GPU benchmark's claim is shared until it times: no unit. On a cluster the unit is what asks the
+    scheduler for the GPU of the engine's job (engine_group), so it stays; a dry run cannot tell the two apart
+    and shows the unit."""
+    return gpu_units(w) if workflow.non_local_exec_or_dryrun else 0
 
 
 def build_gpu_units(w):

@@ -160,7 +160,9 @@ def _variant(text: str):
 
 
 def _gpu_for(args):
-    """GPU jobs (engine builds and benchmarks of GPU backends) claim a GPU of their own first."""
+    """GPU jobs (engine builds and benchmarks of GPU backends) claim a GPU of their own first: exclusively for a
+    build that times kernels, shared for one that does not and for a benchmark, whose timing alone then takes
+    the GPU (and the machine) to itself (trtpipe.machine.alone)."""
     import contextlib
 
     from .backends import registry
@@ -173,7 +175,7 @@ def _gpu_for(args):
     options = with_defaults(backend.section, json.loads(args.options if args.command == "build-engine" else args.backend_options))
     if not backend.needs_gpu(options):
         return contextlib.nullcontext()
-    return claim_gpu(shared=args.command == "build-engine" and backend.build_shares_gpu(options))
+    return claim_gpu(shared=args.command == "benchmark" or backend.build_shares_gpu(options))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     log.info("trtpipe %s", " ".join(sys.argv[1:] if argv is None else argv))
+    from . import machine
+
     try:
-        with _gpu_for(args):
+        with machine.working(), _gpu_for(args):  # beside other jobs, never beside a timing
             status = args.fn(args)
     except TrtpipeError as exc:
         if args.log:  # keep the job log complete; on stderr the sentence is printed once, below

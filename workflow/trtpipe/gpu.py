@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -201,16 +200,19 @@ def _gpus() -> list[tuple[str, str]]:
 @contextlib.contextmanager
 def claim_gpu(poll_s: float = 1.0, shared: bool = False):
     """Hold one GPU exclusively for this job (or `shared` with other shared holders) and narrow
-    CUDA_VISIBLE_DEVICES to it. A shared claim is for builds that time nothing (torch.compile's engine
-    jobs): they run side by side, but never while a job holds the GPU exclusively to time on it.
+    CUDA_VISIBLE_DEVICES to it. A shared claim is for work that times nothing (torch.compile's engine
+    jobs, a benchmark loading its engine): side by side, but never while a job holds the GPU exclusively.
 
     Snakemake's `gpu` resource bounds how many GPU jobs run at once but never says which GPU each
     gets; this does, with one lock file per GPU (by UUID), so two jobs never time on the same GPU.
-    Call it before anything initialises CUDA. Candidates are the GPUs CUDA_VISIBLE_DEVICES already
-    allows (indices in PCI order, or UUIDs), else all of them. TRTPIPE_GPU_LOCK_DIR moves the locks.
+    Call it before anything initialises CUDA, and inside trtpipe.machine.working() (the host lock comes
+    first). A benchmark claims shared and trtpipe.machine.alone() makes the claim exclusive for its timing.
+    Candidates are the GPUs CUDA_VISIBLE_DEVICES already allows (indices in PCI order, or UUIDs), else all
+    of them. TRTPIPE_GPU_LOCK_DIR moves the locks.
     """
     import fcntl
-    import tempfile
+
+    from . import machine
 
     if os.environ.get("TRTPIPE_TEST_DEVICE"):
         yield None
@@ -222,8 +224,7 @@ def claim_gpu(poll_s: float = 1.0, shared: bool = False):
     if not gpus:
         yield None  # no GPU: the backend says so in one sentence
         return
-    lock_dir = Path(os.environ.get("TRTPIPE_GPU_LOCK_DIR", tempfile.gettempdir())) / "trtpipe-gpu-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = machine.lock_dir()
     waited = 0.0
     while True:
         for index, uuid in gpus:
@@ -237,11 +238,13 @@ def claim_gpu(poll_s: float = 1.0, shared: bool = False):
             saved = {k: os.environ.get(k) for k in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
             os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             os.environ["CUDA_VISIBLE_DEVICES"] = uuid
-            log.info("claimed GPU %s (%s) for this job%s", index, uuid, " (shared with other builds)" if shared else "")
+            log.info("claimed GPU %s (%s) for this job%s", index, uuid, " (shared until it times)" if shared else "")
+            machine.record_gpu_claim(fd, shared)
             try:
                 yield index
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                machine.record_gpu_claim(None)
+                fcntl.flock(fd, fcntl.LOCK_UN)  # not only close(): a forked child may share the descriptor
                 os.close(fd)
                 for k, v in saved.items():
                     if v is None:

@@ -1,0 +1,116 @@
+"""The machine lock (trtpipe/machine.py): jobs work side by side under a shared hold, a timing waits to hold the
+machine alone and keeps new work out while it measures. Real flock(2) locks between real processes."""
+
+import multiprocessing
+import queue as queue_module
+
+import pytest
+
+from trtpipe import gpu as gpu_module
+from trtpipe import machine
+
+FORK = multiprocessing.get_context("fork")  # children keep the patched lock directory and GPU list
+
+
+@pytest.fixture(autouse=True)
+def own_locks(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRTPIPE_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.delenv("TRTPIPE_TEST_DEVICE", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(gpu_module, "_gpus", lambda: [("0", "GPU-aaa")])
+
+
+def _work(events, release):
+    """Another job: works under a shared hold until told to stop."""
+    with machine.working():
+        events.put("working")
+        release.get(timeout=60)
+    events.put("done")
+
+
+def _time(events):
+    """Another job's timing: holds the machine alone for a moment."""
+    with machine.working():
+        events.put("loaded")
+        with machine.alone():
+            events.put("timing")
+    events.put("timed")
+
+
+def test_a_timing_waits_for_the_work_beside_it_and_work_waits_for_a_timing():
+    events, release = FORK.Queue(), FORK.Queue()
+    worker = FORK.Process(target=_work, args=(events, release))
+    worker.start()
+    assert events.get(timeout=30) == "working"
+    timing_events = FORK.Queue()
+    timing = FORK.Process(target=_time, args=(timing_events,))
+    timing.start()
+    assert timing_events.get(timeout=30) == "loaded"  # loading runs beside the other job's work
+    with pytest.raises(queue_module.Empty):
+        timing_events.get(timeout=1.5)  # the timing itself waits for that work
+    release.put("stop")
+    assert timing_events.get(timeout=30) == "timing"
+    assert timing_events.get(timeout=30) == "timed"
+    worker.join(timeout=30)
+    timing.join(timeout=30)
+    assert worker.exitcode == 0 and timing.exitcode == 0
+
+
+def _start_work(events):
+    with machine.working():
+        events.put("working")
+
+
+def test_new_work_waits_while_this_process_times_and_its_own_hold_is_kept_after():
+    events = FORK.Queue()
+    with machine.working():  # this process's own shared hold is converted, not waited on
+        with machine.alone() as waited:
+            assert waited == 0.0
+            newcomer = FORK.Process(target=_start_work, args=(events,))
+            newcomer.start()
+            with pytest.raises(queue_module.Empty):
+                events.get(timeout=1.5)  # a job starting during the timing waits
+        assert events.get(timeout=30) == "working"  # and starts once the timing is over, beside our shared hold
+        newcomer.join(timeout=30)
+
+
+def _gpu_build(events):
+    """A build that times kernels (TensorRT, ONNX Runtime on the GPU): works shared, claims the GPU exclusively."""
+    with machine.working():
+        events.put("build working")
+        with gpu_module.claim_gpu(poll_s=0.05):
+            events.put("built")
+
+
+def _benchmark(events, go):
+    """A benchmark: loads under a shared GPU claim, then times with the machine and the GPU to itself."""
+    with machine.working(), gpu_module.claim_gpu(shared=True):
+        events.put("loaded")
+        go.get(timeout=60)
+        with machine.alone():
+            events.put(f"timing, GPU claim shared afterwards: {machine._HOLD['gpu_shared'] == 1}")
+    events.put("timed")
+
+
+def test_a_timing_lets_go_of_its_shared_gpu_claim_while_it_waits():
+    """A benchmark holds the GPU shared while loading; a GPU build that waits for that GPU holds the machine shared.
+    Were the benchmark to keep its GPU claim while waiting for the machine, each would wait on the other for ever."""
+    events, go = FORK.Queue(), FORK.Queue()
+    benchmark = FORK.Process(target=_benchmark, args=(events, go))
+    build = FORK.Process(target=_gpu_build, args=(events,))
+    seen = []
+    try:
+        benchmark.start()
+        seen.append(events.get(timeout=30))
+        build.start()
+        seen.append(events.get(timeout=30))
+        go.put("time now")
+        while "timed" not in seen:
+            seen.append(events.get(timeout=30))
+    except queue_module.Empty:
+        pytest.fail(f"deadlock: after {seen} nothing happened for 30 s")
+    finally:
+        benchmark.kill()
+        build.kill()
+    # the build got the GPU while the benchmark waited for the machine
+    assert seen == ["loaded", "build working", "built", "timing, GPU claim shared afterwards: True", "timed"]

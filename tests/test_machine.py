@@ -56,6 +56,42 @@ def test_a_timing_waits_for_the_work_beside_it_and_work_waits_for_a_timing():
     assert worker.exitcode == 0 and timing.exitcode == 0
 
 
+def _time_with_patience(events, patience_s):
+    with machine.working():
+        with machine.alone(patience_s):
+            events.put("timing")
+    events.put("timed")
+
+
+def _start_work_after(events, seconds):
+    import time
+
+    time.sleep(seconds)
+    with machine.working():
+        events.put("new work")
+
+
+def test_a_timing_that_waited_long_enough_stops_new_work_until_it_is_done():
+    """Without the turnstile, jobs that keep overlapping starve a timing: new work would always get in first."""
+    events, release = FORK.Queue(), FORK.Queue()
+    worker = FORK.Process(target=_work, args=(events, release))
+    timing = FORK.Process(target=_time_with_patience, args=(events, 0.3))
+    newcomer = FORK.Process(target=_start_work_after, args=(events, 1.5))  # arrives after the timing's patience
+    try:
+        worker.start()
+        assert events.get(timeout=30) == "working"
+        timing.start()
+        newcomer.start()
+        with pytest.raises(queue_module.Empty):
+            events.get(timeout=3)  # the timing waits for the running work; the newcomer waits behind the timing
+        release.put("stop")
+        seen = [events.get(timeout=30) for _ in range(4)]
+    finally:
+        for p in (worker, timing, newcomer):
+            p.kill()
+    assert seen.index("timing") < seen.index("new work") and "done" in seen
+
+
 def _start_work(events):
     with machine.working():
         events.put("working")

@@ -6,10 +6,16 @@ Snakemake's resources cannot say this: a benchmark that claimed every core for i
 machine idle while it imported, built its model and loaded compiled code (3-18 s of 28-40 s per torch
 benchmark on the H100, docs/gpu/compile_once/). Now only the timing itself is alone.
 
+A timing that only waited for a moment with no work running starved: on the H100, 16 jobs of exports and
+builds always overlapped, and benchmarks waited up to 860 s while holding Snakemake's job slots
+(docs/gpu/onnxruntime/). So a timing waits politely for PATIENCE_S, then closes a turnstile that every new
+job passes on its way in: new work waits, the work running finishes, and the timings waiting by then run
+one after another before the turnstile opens again.
+
 The locks are flock(2) locks on files in TRTPIPE_GPU_LOCK_DIR (default: the temporary directory), beside
 the GPU locks of trtpipe.gpu.claim_gpu, so they hold across Snakemake runs and hand-run commands of the
-same host, and a crashed job's lock goes with its process. Order, to stay deadlock-free: the host lock
-before a GPU lock; a timing lets go of both before it waits, and takes the host lock first.
+same host, and a crashed job's locks go with its process. Order, to stay deadlock-free: turnstile, host
+lock, GPU lock; a timing lets go of the host and GPU locks before it waits.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+PATIENCE_S = 30.0  # how long a timing lets new work start before it makes new work wait
+POLL_S = 0.1
+
 # What this process holds: "host", the open host lock while it works under a shared hold; "gpu" and
 # "gpu_shared", its GPU claim (trtpipe.gpu.claim_gpu records it here).
 _HOLD: dict[str, int] = {}
@@ -35,16 +44,16 @@ def lock_dir() -> Path:
     return path
 
 
-def _lock(fd: int, mode: int, waiting: str) -> float:
-    """flock `fd` in `mode`, logging `waiting` once when it has to wait; returns the seconds waited."""
+def _open(name: str) -> int:
+    return os.open(lock_dir() / name, os.O_RDWR | os.O_CREAT, 0o666)
+
+
+def _try(fd: int, mode: int) -> bool:
     try:
         fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        return 0.0
+        return True
     except BlockingIOError:
-        log.info("%s", waiting)
-    start = time.monotonic()
-    fcntl.flock(fd, mode)
-    return time.monotonic() - start
+        return False
 
 
 def record_gpu_claim(fd: int | None, shared: bool = False) -> None:
@@ -57,32 +66,64 @@ def record_gpu_claim(fd: int | None, shared: bool = False) -> None:
 
 @contextlib.contextmanager
 def working():
-    """Hold the machine shared for this command: beside other work, never beside a timing."""
-    fd = os.open(lock_dir() / "host.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    """Hold the machine shared for this command: beside other work, never beside a timing, and not past a
+    timing that has waited long enough (the turnstile)."""
+    turnstile, fd = _open("turnstile.lock"), _open("host.lock")
     try:
-        waited = _lock(fd, fcntl.LOCK_SH, "a trtpipe timing holds this machine; waiting for it to finish")
+        start, waited = time.monotonic(), False
+        for lock in (turnstile, fd):
+            if not _try(lock, fcntl.LOCK_SH):
+                if not waited:
+                    log.info("a trtpipe timing holds this machine or waits for it; waiting for it to finish")
+                waited = True
+                fcntl.flock(lock, fcntl.LOCK_SH)
+            if lock == turnstile:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)  # passed: the turnstile only stops jobs on their way in
         if waited:
-            log.info("waited %.1f s for a timing to finish", waited)
+            log.info("waited %.1f s for timings to finish", time.monotonic() - start)
         _HOLD["host"] = fd
         yield
     finally:
         _HOLD.pop("host", None)
         fcntl.flock(fd, fcntl.LOCK_UN)  # not only close(): a forked child (a compile worker) may share the descriptor
         os.close(fd)
+        os.close(turnstile)
+
+
+def _take_alone(fd: int, patience_s: float) -> float:
+    """Hold `fd` (the host lock) exclusively: first only when no work is running, then, after `patience_s`,
+    with the turnstile closed to new work. Returns the seconds waited."""
+    start = time.monotonic()
+    if _try(fd, fcntl.LOCK_EX):
+        return 0.0
+    log.info("waiting for the other trtpipe jobs on this machine to finish before timing")
+    while time.monotonic() - start < patience_s:
+        time.sleep(POLL_S)
+        if _try(fd, fcntl.LOCK_EX):
+            return time.monotonic() - start
+    turnstile = _open("turnstile.lock")
+    try:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)  # behind any other timing that closed it first
+        log.info("new work on this machine now waits until the running jobs finish and this timing is done")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(turnstile)  # open again for the timing waiting next, then for new work
+    return time.monotonic() - start
 
 
 @contextlib.contextmanager
-def alone():
+def alone(patience_s: float = PATIENCE_S):
     """The machine to this process alone for a timing: wait until every other trtpipe job on the host has let go,
     keep new ones waiting until the block ends, then return to this process's earlier holds. Its GPU claim is let
     go while waiting (a GPU build holding the host shared may need that GPU to finish) and taken exclusively once
     the host is ours. Yields the seconds spent waiting."""
     own, gpu_lock = _HOLD.get("host"), _HOLD.get("gpu")
-    fd = own if own is not None else os.open(lock_dir() / "host.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    fd = own if own is not None else _open("host.lock")
     if gpu_lock is not None:
         fcntl.flock(gpu_lock, fcntl.LOCK_UN)
-    # Converting our own shared hold lets go of it first (flock(2)), so two timings never wait on each other.
-    waited = _lock(fd, fcntl.LOCK_EX, "waiting for the other trtpipe jobs on this machine to finish before timing")
+    if own is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)  # two timings must never wait on each other's shared holds
+    waited = _take_alone(fd, patience_s)
     log.info("timing alone on this machine (waited %.1f s for other jobs)", waited)
     try:
         if gpu_lock is not None:

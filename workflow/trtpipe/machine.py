@@ -6,9 +6,9 @@ Snakemake's resources cannot say this: a benchmark that claimed every core for i
 machine idle while it imported, built its model and loaded compiled code (3-18 s of 28-40 s per torch
 benchmark on the H100, docs/gpu/compile_once/). Now only the timing itself is alone.
 
-A timing that only waited for a moment with no work running starved: on the H100, 16 jobs of exports and
-builds always overlapped, and benchmarks waited up to 860 s while holding Snakemake's job slots
-(docs/gpu/onnxruntime/). So a timing waits politely for PATIENCE_S, then closes a turnstile that every new
+A timing that only waited for a moment with no work running starved: on the H100, overlapping exports and
+builds never left the machine idle, and timings waited up to 815 s while waiting benchmarks held 15 of 16 job slots
+(docs/gpu/compile_once/README.md). So a timing waits politely for PATIENCE_S, then closes a turnstile that every new
 job passes on its way in: new work waits, the work running finishes, and the timings waiting by then run
 one after another before the turnstile opens again.
 

@@ -1,6 +1,7 @@
 """The machine lock (trtpipe/machine.py): jobs work side by side under a shared hold, a timing waits to hold the
 machine alone and keeps new work out while it measures. Real flock(2) locks between real processes."""
 
+import fcntl
 import multiprocessing
 import queue as queue_module
 
@@ -150,3 +151,53 @@ def test_a_timing_lets_go_of_its_shared_gpu_claim_while_it_waits():
         build.kill()
     # the build got the GPU while the benchmark waited for the machine
     assert seen == ["loaded", "build working", "built", "timing, GPU claim shared afterwards: True", "timed"]
+
+
+def _benchmark_on_the_shared_gpu(events, go, name):
+    import time
+
+    with machine.working(), gpu_module.claim_gpu(shared=True):
+        events.put(f"{name} loaded")
+        go.get(timeout=60)
+        with machine.alone(patience_s=0.1):
+            time.sleep(0.5)  # the other one now waits for the machine with the turnstile closed
+        events.put(f"{name} timed")
+
+
+class _ConvertingFlock:
+    """fcntl as flock(2) allows it at worst: "Converting a lock (shared to exclusive, or vice versa) is not guaranteed
+    to be atomic: the existing lock is first removed, and then a new lock is established. Between these two steps, a
+    pending lock request by another process may be granted." Here every blocking request takes that gap."""
+
+    LOCK_SH, LOCK_EX, LOCK_UN, LOCK_NB = fcntl.LOCK_SH, fcntl.LOCK_EX, fcntl.LOCK_UN, fcntl.LOCK_NB
+
+    @staticmethod
+    def flock(fd, operation):
+        import time
+
+        if operation in (fcntl.LOCK_SH, fcntl.LOCK_EX):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            time.sleep(0.2)
+        fcntl.flock(fd, operation)
+
+
+def test_two_timings_on_one_gpu_follow_each_other(monkeypatch):
+    """The first timing hands the machine to the second, which takes the GPU next: the first must let go of its GPU
+    claim before it waits for the host again, or each waits on the other for ever."""
+    monkeypatch.setattr(machine, "fcntl", _ConvertingFlock)
+    events, go = FORK.Queue(), FORK.Queue()
+    jobs = [FORK.Process(target=_benchmark_on_the_shared_gpu, args=(events, go, name)) for name in ("a", "b")]
+    seen = []
+    try:
+        for job in jobs:
+            job.start()
+        seen += [events.get(timeout=30) for _ in jobs]
+        for _ in jobs:
+            go.put("time now")
+        seen += [events.get(timeout=30) for _ in jobs]
+    except queue_module.Empty:
+        pytest.fail(f"deadlock: after {seen} nothing happened for 30 s")
+    finally:
+        for job in jobs:
+            job.kill()
+    assert sorted(seen) == ["a loaded", "a timed", "b loaded", "b timed"]

@@ -130,8 +130,14 @@ def alone(patience_s: float = PATIENCE_S):
             fcntl.flock(gpu_lock, fcntl.LOCK_EX)  # free: every GPU claim is held under the host lock
         yield waited
     finally:
+        # Let go of both before taking either back: a timing waiting next may take the host between the two
+        # steps, and it must find our GPU claim released, or each would wait on the other.
         if gpu_lock is not None:
-            fcntl.flock(gpu_lock, fcntl.LOCK_SH if _HOLD.get("gpu_shared") else fcntl.LOCK_EX)
-        fcntl.flock(fd, fcntl.LOCK_SH if own is not None else fcntl.LOCK_UN)
+            fcntl.flock(gpu_lock, fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_UN)
         if own is None:
             os.close(fd)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if gpu_lock is not None:
+                fcntl.flock(gpu_lock, fcntl.LOCK_SH if _HOLD.get("gpu_shared") else fcntl.LOCK_EX)

@@ -358,6 +358,13 @@ def test_gpu_sweep_example_and_slurm_profile_dry_run_on_a_cpu_machine():
     proc = snakemake(REPO, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/sweep-gpu-zoo.yaml")
     out = proc.stdout + proc.stderr
     assert "rule engine_tensorrt" in out and "runtime=120" in out and "cpus_per_task=2" in out  # the profile's resources
-    # a GPU benchmark loads on one core beside other jobs; on a cluster its `gpu` unit still asks SLURM for the GPU
+    # on a cluster a GPU benchmark's `gpu` unit still asks SLURM for the GPU
     bench_jobs = [job for job in out.split("rule ")[1:] if job.startswith("benchmark_torch")]
-    assert bench_jobs and all("bench=0, gpu=1" in job and "threads:" not in job for job in bench_jobs)  # 1 thread
+    assert bench_jobs and all("bench=0, gpu=1" in job for job in bench_jobs)
+    # a GPU benchmark loads on one core beside other jobs; a CPU benchmark takes every core and the bench unit
+    proc = snakemake(REPO, "-n", "--cores", "4", "--configfile", "config/gpu-compile-once.yaml")
+    jobs = proc.stdout.split("rule ")[1:]
+    gpu_bench = [job for job in jobs if job.startswith("benchmark_torch")]
+    cpu_bench = [job for job in jobs if job.startswith("benchmark_onnxruntime:")]
+    assert gpu_bench and all("threads:" not in job and "bench=0" in job for job in gpu_bench)  # one thread
+    assert cpu_bench and all("threads: 4" in job and "bench=1, gpu=0" in job for job in cpu_bench)

@@ -10,8 +10,8 @@ produced for it (PyTorch's portable cache artifacts, `torch.compiler.save_cache_
 job compiles once over the profile: every dynamic axis is marked with the profile's bounds, so one graph
 covers 2..max and a profile starting at 1 has a second graph for size 1 (Dynamo specialises 0 and 1; turning
 that off with `backed_size_oblivious` still let Inductor's lowering guard on size 1, a recompile inside the
-profile). The benchmark job loads
-those artifacts into an empty Inductor cache and traces (Dynamo always does) without compiling: its rows
+profile). The benchmark job loads those artifacts into an empty Inductor cache and traces (Dynamo always
+does) without compiling: its rows
 record the seconds that took, the graphs compiled and Inductor's cache misses, and say so when a graph was
 compiled anyway. AOTInductor packages would skip the trace too, but loading one crashed on the GPU machine's
 torch 2.11 (docs/torch_compile_once.md). Eager and torch.compile also run on the CPU (`torch.device: cpu`),
@@ -128,12 +128,13 @@ def build(request: BuildRequest) -> dict[str, Any]:
     before = compile_counters()
     seconds = prepared.warm(profile.min, profile.opt, profile.max, str(request.shown_as))
     after = compile_counters()
-    artifacts = _torch().compiler.save_cache_artifacts()
-    write_engine(request.engine_path, config, artifacts[0] if artifacts else b"")
+    artifacts = _torch().compiler.save_cache_artifacts()  # (bytes, info), or None when nothing was compiled
+    blob = artifacts[0] if artifacts else b""
+    write_engine(request.engine_path, config, blob)
     _BUILT[str(request.engine_path)] = prepared
     return {**fields, "compile_seconds": seconds, "graphs_compiled": after["graphs"] - before["graphs"],
             "inductor_cache": {"hits": after["hits"] - before["hits"], "misses": after["misses"] - before["misses"]},
-            "compiled_bytes": len(artifacts[0]) if artifacts else 0}
+            "compiled_bytes": len(blob)}
 
 
 class Prepared:

@@ -8,6 +8,7 @@
 #   scripts/gpu_run.sh ort_sweep  the pipeline on config/gpu-onnxruntime.yaml (CONFIG= picks another config)
 #   scripts/gpu_run.sh ort_fidelity  scripts/harness_fidelity.py on the ONNX Runtime CUDA engines of ort_sweep (ORT_ENGINES=glob)
 #   scripts/gpu_run.sh ort_probe  scripts/ort_cuda_probe.py: the CUDA EP's options one at a time (ResNet-50 fp32/fp16)
+#   scripts/gpu_run.sh ref_scale  the size of each model's reference outputs in RESULTS (what fp16 tolerances face)
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
 # WORKFLOW=dir runs the Snakefile (and package) in dir instead, e.g. an older revision unpacked with
 # `git archive REV Snakefile workflow envs profiles | tar x -C dir` for a before/after comparison;
@@ -49,6 +50,22 @@ for stage in "$@"; do
     ort_fidelity)
       python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity_onnxruntime.csv" \
         --ort-engines "${ORT_ENGINES:-results-gpu-ort/resnet50/engines/onnxruntime_cuda/static-b*.fp16.static.onnx}" || status=1 ;;
+    ref_scale)
+      # How large each model's reference outputs are (what an fp16 atol is measured against), per case
+      python3 - "$OUT/reference_scale.csv" ${RESULTS:-results-gpu-ort}/*/reference.npz <<'PY' || status=1
+import csv, sys
+import numpy as np
+from trtpipe.reference import Reference
+with open(sys.argv[1], "w", newline="") as f:
+    out = csv.writer(f)
+    out.writerow(["reference", "case", "output", "max_abs", "std"])
+    for path in sys.argv[2:]:
+        ref = Reference(path)
+        for case in ref.cases():
+            for name, value in zip(ref.output_names, case.outputs):
+                out.writerow([path, case.id, name, float(np.abs(value).max()), float(value.std())])
+PY
+      cat "$OUT/reference_scale.csv" ;;
     ort_probe)
       python3 scripts/ort_cuda_probe.py --out "$OUT/ort_cuda_probe.csv" || status=1 ;;
     sweep|ort_sweep)

@@ -201,3 +201,17 @@ def test_two_timings_on_one_gpu_follow_each_other(monkeypatch):
         for job in jobs:
             job.kill()
     assert sorted(seen) == ["a loaded", "a timed", "b loaded", "b timed"]
+
+
+def test_a_job_uses_the_cores_snakemake_gave_it(monkeypatch):
+    """Snakemake puts a job's `threads` in OMP_NUM_THREADS; outside a workflow a command owns every core it may run on."""
+    allowed = len(machine.os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert machine.job_cores() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(allowed + 7))
+    assert machine.job_cores() == allowed
+    for unset in ("", "all"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert machine.job_cores() == allowed
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert machine.job_cores() == allowed

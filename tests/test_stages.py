@@ -185,6 +185,19 @@ def test_benchmark_rows_and_profile_refusal(sweep, text_engines):
         benchmark_engine(engine, engine.with_suffix(".json"), sweep.models["tiny_text"], [8], settings, input_sets=1)
 
 
+def test_onnx_runtime_uses_the_cores_the_job_owns(sweep, work, text_engines, monkeypatch):
+    """Snakemake's OMP_NUM_THREADS, which ONNX Runtime itself ignores: sixteen one-core checks each spinning a
+    sixteen-thread pool slowed a whole sweep on the 16-core GPU box."""
+    from trtpipe.backends.ort_session import session
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert session(str(work / "text.engine-src.onnx")).get_session_options().intra_op_num_threads == 1
+    engine, _ = text_engines["small"]
+    settings = TimingSettings(warmup_s=0.01, min_duration_s=0.02, min_iterations=2)
+    frame = benchmark_engine(engine, engine.with_suffix(".json"), sweep.models["tiny_text"], [1], settings, input_sets=1)
+    assert list(frame["threads"]) == [1]  # the row says what ran
+
+
 def test_cli_reports_a_batch_outside_the_profile_in_one_line(sweep, text_engines, tmp_path):
     engine, _ = text_engines["small"]
     proc = subprocess.run(

@@ -102,13 +102,19 @@ def _benchmark_in_a_new_process(sweep, engine, batches):
     return pd.read_csv(out, keep_default_na=False)
 
 
-def test_compiled_once_in_the_engine_job_and_only_loaded_by_the_benchmark(setup, tmp_path):
+def test_compiled_once_in_the_engine_job_and_only_loaded_by_the_benchmark(setup, tmp_path, monkeypatch):
     """torch.compile on the CPU: the engine job compiles over the profile (1..4: one graph for 2..4, one for 1),
     the benchmark job in a fresh process loads that code (no Inductor cache miss) and compiles no more graphs."""
+    import torch._inductor.config as inductor_config
+
     sweep, root = setup
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a Snakemake job of one thread
+    monkeypatch.setattr(inductor_config, "compile_threads", None)  # Inductor's own choice: every core (restored after)
     options = {"device": "cpu", "cache_dir": str(tmp_path / "cache")}
     engine, rows = _engine(sweep, root, "torch_compile", "tiny_text", "fp32", "small", options, tmp_path)
     assert all(r["passed"] for r in rows) and {r["batch"] for r in rows} == {1, 2, 3}
+    assert inductor_config.compile_threads == 1  # compiled in the job's one core, no pool of compile workers
+    monkeypatch.delenv("OMP_NUM_THREADS")  # C++ kernels are compiled for torch's thread count: keep the benchmark's
     sidecar = json.loads(engine.with_suffix(".json").read_text())
     config, compiled = read_engine(engine)
     assert config["dynamic_axes"] == {"input_ids": {"0": [1, 4], "1": [4, 16]}, "attention_mask": {"0": [1, 4], "1": [4, 16]}}
@@ -197,7 +203,7 @@ def _claim_in_a_child(queue, shared):
 
 
 def test_builds_that_time_nothing_share_the_gpu_but_never_with_a_timing(monkeypatch, tmp_path):
-    """torch.compile engine jobs claim the GPU shared: two at once; a timing (exclusive) waits for them."""
+    """torch.compile and ONNX Runtime CUDA engine jobs claim the GPU shared: two at once; a timing (exclusive) waits for them."""
     import multiprocessing
     import queue as queue_module
 
@@ -205,7 +211,8 @@ def test_builds_that_time_nothing_share_the_gpu_but_never_with_a_timing(monkeypa
 
     assert registry.get("torch_compile_graph").build_shares_gpu({"compile_mode": "default"})
     assert not registry.get("torch_compile_graph").build_shares_gpu({"compile_mode": "max-autotune"})
-    assert not registry.get("tensorrt").build_shares_gpu({}) and not registry.get("onnxruntime_cuda").build_shares_gpu({})
+    assert not registry.get("tensorrt").build_shares_gpu({}) and not registry.get("onnxruntime_tensorrt").build_shares_gpu({})
+    assert registry.get("onnxruntime_cuda").build_shares_gpu({}) and registry.get("onnxruntime_cuda_graph").build_shares_gpu({})
     monkeypatch.delenv("TRTPIPE_TEST_DEVICE", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("TRTPIPE_GPU_LOCK_DIR", str(tmp_path))

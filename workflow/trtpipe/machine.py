@@ -56,6 +56,19 @@ def _try(fd: int, mode: int) -> bool:
         return False
 
 
+def job_cores() -> int:
+    """The cores this job owns. Snakemake hands every job its `threads` in OMP_NUM_THREADS (torch reads it; ONNX
+    Runtime's and Inductor's own pools do not, so trtpipe passes it on); outside a workflow, every core this
+    process may run on. Sixteen build jobs that each spun a pool over all sixteen cores of the lent H100 box
+    slowed every job of a sweep (docs/gpu/onnxruntime/README.md, fourth session)."""
+    allowed = len(os.sched_getaffinity(0))
+    try:
+        owned = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        owned = 0
+    return min(owned, allowed) if owned > 0 else allowed
+
+
 def record_gpu_claim(fd: int | None, shared: bool = False) -> None:
     """trtpipe.gpu.claim_gpu: the GPU lock this process holds (None: none), for alone() to convert."""
     if fd is None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TrtpipeError
+from ..machine import job_cores
 from .base import BuildRequest, Runner as BaseRunner, cpu_description
 from .ort_session import output_names, run_session, session, version
 
@@ -68,7 +69,7 @@ class Runner(BaseRunner):
 
     def load(self) -> None:
         # An explicit intra-op count wins over the cores the job owns.
-        self.threads = self.options.get("intra_op_threads") or self.threads
+        self.threads = self.options.get("intra_op_threads") or self.threads or job_cores()
         # Already optimized when it was built: loading it again must not re-run the optimizers.
         self.session = session(self.engine_path, level="disabled", threads=self.threads)
         self.output_names = output_names(self.session)

@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import TrtpipeError
+from ..machine import job_cores
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,11 @@ def version() -> str:
 
 
 def session(model: str | Path | bytes, level: str = "basic", threads: int = 0, save_to: str | Path | None = None) -> ort.InferenceSession:
+    """threads: intra-op threads; 0, the cores this job owns (ONNX Runtime's own default, every physical core,
+    oversubscribes a machine whose other cores run other jobs)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads or job_cores()
     options.log_severity_level = 3  # errors reach us as exceptions; keep ORT's own log quiet
     if save_to is not None:
         options.optimized_model_filepath = str(save_to)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, DynamicExportError
+from ..machine import job_cores
 from ..spec import ModelSpec
 from .base import BuildRequest, Runner as BaseRunner, cpu_description, gpu_description
 
@@ -167,6 +168,10 @@ class Prepared:
             model = model.to(memory_format=torch.channels_last)
         self.axes = {n: {int(a): r for a, r in axes.items()} for n, axes in config.get("dynamic_axes", {}).items()}
         if config["compiled"]:
+            import torch._inductor.config as inductor_config
+
+            # Inductor's kernel-compile pool is as wide as the machine unless told: a job compiles on the cores it owns.
+            inductor_config.compile_threads = threads or job_cores()
             mode = None if config["compile_mode"] == "default" else config["compile_mode"]
             model = torch.compile(model, mode=mode, dynamic=None if self.axes else False)
         self.model = model

@@ -10,6 +10,7 @@
 #   scripts/gpu_run.sh ort_probe  scripts/ort_cuda_probe.py: the CUDA EP's options one at a time (ResNet-50 fp32/fp16)
 #   scripts/gpu_run.sh ref_scale  the size of each model's reference outputs in RESULTS (what fp16 tolerances face)
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
+# PRIORITIZE (rule names or files, space-separated) goes to Snakemake's --prioritize: what a stopped sweep must have.
 # WORKFLOW=dir runs the Snakefile (and package) in dir instead, e.g. an older revision unpacked with
 # `git archive REV Snakefile workflow envs profiles | tar x -C dir` for a before/after comparison;
 # RESULTS and TORCH_CACHE then keep its results and TorchInductor cache apart.
@@ -100,7 +101,7 @@ yaml.safe_dump(config, open(sys.argv[1], "w"), sort_keys=False)
 PY
       start=$(date +%s)
       timeout -s INT -k 30 "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --snakefile "${WORKFLOW:-.}/Snakefile" --configfile "$config" \
-        --cores 16 --resources gpu=1 --keep-going || status=1
+        --cores 16 --resources gpu=1 --keep-going ${PRIORITIZE:+--prioritize $PRIORITIZE} || status=1
       echo "sweep wall time: $(( $(date +%s) - start )) s (CONFIG=${CONFIG:-$default_config} WORKFLOW=${WORKFLOW:-.} MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all})" | tee -a "$OUT/sweep_time.txt"
       results=$(python3 -c "import yaml; print(yaml.safe_load(open('$config'))['results'])")
       cp "$results/summary/report.html" "$OUT/${results}.report.html" 2>/dev/null

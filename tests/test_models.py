@@ -75,3 +75,29 @@ def test_user_mistakes_are_one_sentence(user_spec, tmp_path):
                                                                       user_spec.inputs[1].to_dict()]})
     with pytest.raises(TrtpipeError, match=r"forward\(\) failed on inputs \[features 2x7 float32, category 2 int64\].*fix: check models.user.inputs"):
         run_model(build_model(bad_shape, None), bad_shape, random_inputs(bad_shape, 2))
+
+
+def test_a_seeded_checkpoint_exercises_every_layer(repo_cwd, tmp_path):
+    """A zero-initialised head gets seeded values (the reference then depends on the input) and BatchNorm statistics
+    are measured on seeded inputs (the factory's mean 0 / variance 1 let seeded MobileNetV3's logits shrink to 1e-9);
+    both the same on every write."""
+    from helpers import ZERO_HEAD_MODEL
+    from trtpipe.models import write_seeded_checkpoint
+    from trtpipe.reference import Reference, make_reference
+
+    sweep = validate(tiny_config(zero=ZERO_HEAD_MODEL, resnet={"factory": "trtpipe.zoo:tiny_resnet",
+                                                               "inputs": [{"name": "image", "shape": [3, 32, 32]}]}))
+    zero, resnet = sweep.models["zero"], sweep.models["resnet"]
+    write_seeded_checkpoint(zero, tmp_path / "zero.pt")
+    assert torch.load(tmp_path / "zero.pt")["head.weight"].any()
+    make_reference(zero, str(tmp_path / "zero.pt"), [1, 2, 3], tmp_path / "zero.npz")
+    assert Reference(tmp_path / "zero.npz").input_independent == {}
+
+    write_seeded_checkpoint(resnet, tmp_path / "a.pt")
+    write_seeded_checkpoint(resnet, tmp_path / "b.pt")
+    a, b, factory = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt"), build_model(resnet, None).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    variances = [k for k in a if k.endswith("running_var")]
+    assert variances and not any(torch.equal(a[k], factory[k]) for k in variances)  # measured, not the factory's ones
+    model = build_model(resnet, str(tmp_path / "a.pt"))
+    assert not model.training and all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))

@@ -94,14 +94,66 @@ def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Modu
     return model
 
 
+CALIBRATION_BATCHES, CALIBRATION_BATCH = 4, 8  # seeded random inputs that set a seeded model's BatchNorm statistics
+
+
 def write_seeded_checkpoint(spec: ModelSpec, out_path: str | Path) -> int:
-    """Save the factory model's seeded initial weights; returns the parameter count."""
+    """Save seeded weights that exercise every layer; returns the parameter count.
+
+    A factory's own initial weights can make parity checks prove nothing. torchvision's ViT-B/16 zero-initialises
+    its head (the same logits for every image). An untrained network's BatchNorm statistics (mean 0, variance 1)
+    let activations shrink or grow layer by layer: seeded MobileNetV3-Large gave logits of 1e-9 (zero in fp16),
+    ResNet-50 logits of 110 (docs/gpu/onnxruntime/README.md, fourth session). So weight matrices left all zero get
+    seeded random values, and BatchNorm statistics are measured on seeded random inputs, as training measures them
+    on data."""
     from .io import atomic_path
 
     model = build_model(spec, None)
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        woken = _wake_zero_weights(model)
+    if woken:
+        log.info("model %s: seeded random values for weights its factory left all zero: %s", spec.name, ", ".join(woken))
+    calibrated = _calibrate_batch_norm(model, spec)
+    if calibrated:
+        log.info("model %s: statistics of %d BatchNorm layers measured on %d seeded random batches of %d", spec.name,
+                 calibrated, CALIBRATION_BATCHES, CALIBRATION_BATCH)
     with atomic_path(out_path) as tmp:
         torch.save(model.state_dict(), tmp)
     return sum(p.numel() for p in model.parameters())
+
+
+def _wake_zero_weights(model: torch.nn.Module) -> list[str]:
+    """Weight matrices (2+ dims) that are all zero get N(0, 1/fan_in): a layer of them hides its input."""
+    woken = []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() >= 2 and param.is_floating_point() and not param.any():
+                param.normal_(0.0, param[0].numel() ** -0.5)
+                woken.append(name)
+    return woken
+
+
+def _calibrate_batch_norm(model: torch.nn.Module, spec: ModelSpec) -> int:
+    """Running statistics of every BatchNorm layer averaged over seeded random batches; returns how many layers."""
+    from .inputs import random_inputs
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not layers:
+        return 0
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches, not a decaying one
+    model.train()
+    try:
+        for k in range(CALIBRATION_BATCHES):
+            run_model(model, spec, random_inputs(spec, CALIBRATION_BATCH, "opt", spec.seed, stream=f"calibrate/{k}"))
+    finally:
+        model.eval()
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+    return len(layers)
 
 
 def read_state_dict(spec: ModelSpec, checkpoint: str | Path) -> Any:

@@ -152,7 +152,7 @@ def test_changing_one_models_input_shape_reruns_only_that_model(run):
     for inp in config["models"]["tiny_text"]["inputs"]:
         inp["shape"] = [12]
     jobs, outputs = _dry_run_with(workdir, config)
-    assert "checkpoint" not in jobs  # seeded weights do not depend on input shapes
+    assert jobs["checkpoint"] == 1  # seeded weights do: their BatchNorm statistics are measured on seeded inputs
     assert jobs["export"] == 3 and jobs["reference"] == 1 and jobs["summary"] == 1
     assert all(o.startswith("results/tiny_text/") or o.startswith("results/summary/") for o in outputs)
 
@@ -368,3 +368,15 @@ def test_gpu_sweep_example_and_slurm_profile_dry_run_on_a_cpu_machine():
     cpu_bench = [job for job in jobs if job.startswith("benchmark_onnxruntime:")]
     assert gpu_bench and all("threads:" not in job and "bench=0" in job for job in gpu_bench)  # one thread
     assert cpu_bench and all("threads: 4" in job and "bench=1, gpu=0" in job for job in cpu_bench)
+
+
+def test_a_seeded_batchnorm_model_gets_its_statistics_through_the_checkpoint_rule(tmp_path):
+    """The rule hands the stage the model's input shapes (a first version gave it none, and every BatchNorm model's
+    checkpoint job failed on the H100); the reference made from that checkpoint depends on its input."""
+    from trtpipe.reference import Reference
+
+    config = tiny_config(resnet={"factory": "trtpipe.zoo:tiny_resnet", "inputs": [{"name": "image", "shape": [3, 16, 16]}]})
+    workdir = copy_workflow(tmp_path, config)
+    snakemake(workdir, "--cores", "2", "results/resnet/reference.npz")
+    assert "statistics of 9 BatchNorm layers measured" in (workdir / "results/resnet/logs/checkpoint.log").read_text()
+    assert Reference(workdir / "results/resnet/reference.npz").input_independent == {}

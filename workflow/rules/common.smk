@@ -60,8 +60,9 @@ def model_json(w):
 
 
 def factory_json(w):
-    """What a seeded checkpoint depends on: factory, its kwargs and the seed, not the input shapes."""
-    return dataclasses.replace(SWEEP.models[w.model], inputs=(), outputs=()).to_json()
+    """What a seeded checkpoint depends on: factory, its kwargs, the seed and the inputs (its BatchNorm statistics are
+    measured on seeded inputs), not the outputs."""
+    return dataclasses.replace(SWEEP.models[w.model], outputs=()).to_json()
 
 
 def factory_modules(model):

@@ -141,6 +141,9 @@ def _calibrate_batch_norm(model: torch.nn.Module, spec: ModelSpec) -> int:
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not layers:
         return 0
+    if not spec.inputs:
+        log.warning("model %s: no inputs given, so its BatchNorm statistics stay the factory's", spec.name)
+        return 0
     momenta = [m.momentum for m in layers]
     for m in layers:
         m.reset_running_stats()

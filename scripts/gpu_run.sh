@@ -74,7 +74,7 @@ PY
       # sitting runs in parts; `trtpipe summarize` joins the parts' CSVs.
       default_config=config/gpu-torchvision.yaml
       [ "$stage" = ort_sweep ] && default_config=config/gpu-onnxruntime.yaml
-      config=/tmp/trtpipe-gpu-sweep.yaml
+      config=$(mktemp /tmp/trtpipe-gpu-sweep.XXXXXX.yaml)  # its own: two sweeps side by side must not share it
       CONFIG=${CONFIG:-$default_config} python3 - "$config" <<'PY' || exit 1
 import os, sys, yaml
 config = yaml.safe_load(open(os.environ["CONFIG"]))

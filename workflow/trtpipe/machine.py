@@ -59,8 +59,9 @@ def _try(fd: int, mode: int) -> bool:
 def job_cores() -> int:
     """The cores this job owns. Snakemake hands every job its `threads` in OMP_NUM_THREADS (torch reads it; ONNX
     Runtime's and Inductor's own pools do not, so trtpipe passes it on); outside a workflow, every core this
-    process may run on. Sixteen build jobs that each spun a pool over all sixteen cores of the lent H100 box
-    slowed every job of a sweep (docs/gpu/onnxruntime/README.md, fourth session)."""
+    process may run on. With sixteen one-core jobs each running pools as wide as the 16-core H100 box, a sweep's
+    export checks took 2.5x and its simplifications 1.5x as long (median; docs/gpu/onnxruntime/README.md, fourth
+    session)."""
     allowed = len(os.sched_getaffinity(0))
     try:
         owned = int(os.environ.get("OMP_NUM_THREADS", ""))

@@ -380,3 +380,16 @@ def test_a_seeded_batchnorm_model_gets_its_statistics_through_the_checkpoint_rul
     snakemake(workdir, "--cores", "2", "results/resnet/reference.npz")
     assert "statistics of 9 BatchNorm layers measured" in (workdir / "results/resnet/logs/checkpoint.log").read_text()
     assert Reference(workdir / "results/resnet/reference.npz").input_independent == {}
+
+
+def test_a_cpu_torch_compile_engine_is_compiled_for_its_benchmarks_cores(tmp_path):
+    """On the CPU, Inductor writes C++ kernels for torch's thread count: an engine job compiling on its one core made
+    every benchmark compile again (2 cache misses, and a warning to rebuild the engine)."""
+    config = tiny_config(tiny_text=TEXT_MODEL)
+    config["sweep"].update(backends=["torch_compile"], precisions=["fp32"])
+    config["static_batch_sizes"] = []
+    config["torch"] = {"device": "cpu", "profiles": ["small"]}
+    workdir = copy_workflow(tmp_path, config)
+    snakemake(workdir, "--cores", "2")
+    bench = pd.read_csv(workdir / "results/summary/benchmarks.csv")
+    assert len(bench) and (bench["graphs_compiled"] == 2).all() and (bench["inductor_cache_misses"] == 0).all()

@@ -130,6 +130,14 @@ def bench_threads(w):
     return 1 if gpu_units(w) else BENCH_THREADS
 
 
+def engine_threads(w):
+    """torch.compile on the CPU writes C++ kernels for a thread count: its engine job compiles on the cores its
+    benchmark will time on, or the benchmark compiles again. Other builds take one core."""
+    backend = registry.get(w.backend)
+    compiles_for_cpu = backend.name.startswith("torch_compile") and not gpu_units(w)
+    return BENCH_THREADS if compiles_for_cpu else 1
+
+
 def bench_units(w):
     """CPU benchmarks run one at a time (each takes every core); GPU benchmarks load side by side and wait
     for the machine only to time (trtpipe.machine.alone)."""

@@ -32,6 +32,7 @@ for _family, _members in registry.rules().items():
             f"{R}/{{model}}/logs/engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
         group:
             engine_group
+        threads: engine_threads
         resources:
             gpu=build_gpu_units,
         conda:
@@ -40,4 +41,5 @@ for _family, _members in registry.rules().items():
             "trtpipe build-engine --backend {wildcards.backend} --model-spec {params.spec:q} --source {params.source}"
             " --variant {wildcards.variant} --precision {wildcards.precision} --profiles {params.profiles:q}"
             " --options {params.options:q} --reference {input.reference} --tolerance {params.tolerance:q}"
-            " --engine-out {output.engine} --sidecar-out {output.sidecar} --accuracy-out {output.accuracy} --log {log}"
+            " --engine-out {output.engine} --sidecar-out {output.sidecar} --accuracy-out {output.accuracy} --threads {threads}"
+            " --log {log}"

@@ -213,6 +213,9 @@ def test_builds_that_time_nothing_share_the_gpu_but_never_with_a_timing(monkeypa
     assert not registry.get("torch_compile_graph").build_shares_gpu({"compile_mode": "max-autotune"})
     assert not registry.get("tensorrt").build_shares_gpu({}) and not registry.get("onnxruntime_tensorrt").build_shares_gpu({})
     assert registry.get("onnxruntime_cuda").build_shares_gpu({}) and registry.get("onnxruntime_cuda_graph").build_shares_gpu({})
+    assert registry.get("torch_compile").builds_on_bench_cores({"device": "cpu"})  # C++ kernels for a thread count
+    assert not registry.get("torch_compile").builds_on_bench_cores({"device": "cuda"})
+    assert not registry.get("torch_eager").builds_on_bench_cores({"device": "cpu"})
     monkeypatch.delenv("TRTPIPE_TEST_DEVICE", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("TRTPIPE_GPU_LOCK_DIR", str(tmp_path))

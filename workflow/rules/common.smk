@@ -134,8 +134,7 @@ def engine_threads(w):
     """torch.compile on the CPU writes C++ kernels for a thread count: its engine job compiles on the cores its
     benchmark will time on, or the benchmark compiles again. Other builds take one core."""
     backend = registry.get(w.backend)
-    compiles_for_cpu = backend.name.startswith("torch_compile") and not gpu_units(w)
-    return BENCH_THREADS if compiles_for_cpu else 1
+    return BENCH_THREADS if backend.builds_on_bench_cores(backend_options(w.backend)) else 1
 
 
 def bench_units(w):

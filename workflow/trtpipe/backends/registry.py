@@ -41,6 +41,9 @@ class Backend:
     extra_columns: tuple[str, ...] = ()  # benchmark columns only this backend fills
     # Its builds time no kernels (given its options), so they may share the GPU with each other (not with timings)
     build_timing_free: Callable[[dict[str, Any]], bool] | None = None
+    # What it builds is made for the cores that run it (Inductor's C++ kernels on the CPU): its build gets the
+    # benchmark's cores
+    builds_for_cores: Callable[[dict[str, Any]], bool] | None = None
 
     def implementation(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -50,6 +53,9 @@ class Backend:
 
     def build_shares_gpu(self, options: dict[str, Any]) -> bool:
         return bool(self.build_timing_free and self.build_timing_free(options))
+
+    def builds_on_bench_cores(self, options: dict[str, Any]) -> bool:
+        return bool(self.builds_for_cores and self.builds_for_cores(options))
 
     def combines_profiles(self, options: dict[str, Any]) -> bool:
         return bool(self.combine_option and options.get(self.combine_option))
@@ -161,4 +167,5 @@ for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
         extra_columns=("compile_s", "graphs_compiled", "inductor_cache_misses"),  # the benchmark job's compile cost
         # compiling is CPU work; max-autotune times kernels while it compiles
         build_timing_free=lambda options: not str(options.get("compile_mode", "")).startswith("max-autotune"),
+        builds_for_cores=(lambda options: options.get("device") == "cpu") if _mode.startswith("compile") else None,
     ))

@@ -103,7 +103,7 @@ def write_seeded_checkpoint(spec: ModelSpec, out_path: str | Path) -> int:
     A factory's own initial weights can make parity checks prove nothing. torchvision's ViT-B/16 zero-initialises
     its head (the same logits for every image). An untrained network's BatchNorm statistics (mean 0, variance 1)
     let activations shrink or grow layer by layer: seeded MobileNetV3-Large gave logits of 1e-9 (zero in fp16),
-    ResNet-50 logits of 110 (docs/gpu/onnxruntime/README.md, fourth session). So weight matrices left all zero get
+    ResNet-50 logits up to 112 (docs/gpu/onnxruntime/README.md, fourth session). So weight matrices left all zero get
     seeded random values, and BatchNorm statistics are measured on seeded random inputs, as training measures them
     on data."""
     from .io import atomic_path

@@ -108,13 +108,19 @@ def test_compiled_once_in_the_engine_job_and_only_loaded_by_the_benchmark(setup,
     import torch._inductor.config as inductor_config
 
     sweep, root = setup
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a Snakemake job of one thread
+    # Snakemake jobs of one thread, the engine job here and the benchmark in its own process: C++ kernels are
+    # compiled for torch's thread count, which the build sets from the job's
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(inductor_config, "compile_threads", None)  # Inductor's own choice: every core (restored after)
     options = {"device": "cpu", "cache_dir": str(tmp_path / "cache")}
-    engine, rows = _engine(sweep, root, "torch_compile", "tiny_text", "fp32", "small", options, tmp_path)
+    saved = torch.get_num_threads()
+    try:
+        engine, rows = _engine(sweep, root, "torch_compile", "tiny_text", "fp32", "small", options, tmp_path)
+        threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(saved)  # the build set this process's to the job's
     assert all(r["passed"] for r in rows) and {r["batch"] for r in rows} == {1, 2, 3}
-    assert inductor_config.compile_threads == 1  # compiled in the job's one core, no pool of compile workers
-    monkeypatch.delenv("OMP_NUM_THREADS")  # C++ kernels are compiled for torch's thread count: keep the benchmark's
+    assert inductor_config.compile_threads == 1 and threads == 1  # the job's one core, no pool of compile workers
     sidecar = json.loads(engine.with_suffix(".json").read_text())
     config, compiled = read_engine(engine)
     assert config["dynamic_axes"] == {"input_ids": {"0": [1, 4], "1": [4, 16]}, "attention_mask": {"0": [1, 4], "1": [4, 16]}}

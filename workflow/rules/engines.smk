@@ -41,5 +41,4 @@ for _family, _members in registry.rules().items():
             "trtpipe build-engine --backend {wildcards.backend} --model-spec {params.spec:q} --source {params.source}"
             " --variant {wildcards.variant} --precision {wildcards.precision} --profiles {params.profiles:q}"
             " --options {params.options:q} --reference {input.reference} --tolerance {params.tolerance:q}"
-            " --engine-out {output.engine} --sidecar-out {output.sidecar} --accuracy-out {output.accuracy} --threads {threads}"
-            " --log {log}"
+            " --engine-out {output.engine} --sidecar-out {output.sidecar} --accuracy-out {output.accuracy} --log {log}"

@@ -106,7 +106,6 @@ def cmd_build_engine(args) -> None:
     rows = build_engine(
         args.backend, args.source, args.engine_out, args.sidecar_out, _spec(args), _variant(args.variant), args.precision,
         profiles, json.loads(args.options), args.reference, json.loads(args.tolerance),
-        threads=min(args.threads, len(os.sched_getaffinity(0))),
     )
     write_rows(args.accuracy_out, rows)
 
@@ -257,8 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine-out", required=True)
     p.add_argument("--sidecar-out", required=True)
     p.add_argument("--accuracy-out", required=True)
-    p.add_argument("--threads", type=int, default=0,
-                   help="cores the engine runs on where it is built for them (torch.compile on the CPU; 0: the job's)")
 
     p = command("benchmark", cmd_benchmark, "time an engine at batch sizes inside its profile")
     p.add_argument("--backend", required=True, help="the engine's backend")

@@ -33,7 +33,6 @@ def build_engine(
     options: dict[str, Any],
     reference_path: str | Path,
     tolerance: dict[str, float],
-    threads: int = 0,
 ) -> list[dict[str, Any]]:
     """Returns the engine's parity rows.
 
@@ -51,7 +50,7 @@ def build_engine(
     start = time.perf_counter()
     with atomic_path(engine_path) as tmp:
         request = BuildRequest(backend, Path(source), tmp, spec, variant, precision, tuple(profiles), options,
-                               Path(engine_path), threads)
+                               Path(engine_path))
         fields = module.build(request)
         sidecar = {
             "model": spec.name, "variant": variant.name, "precision": precision, "backend": backend.name,

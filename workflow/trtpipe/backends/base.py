@@ -32,7 +32,6 @@ class BuildRequest:
     profiles: tuple[Profile, ...]  # one per engine, or several where the backend combines them
     options: dict[str, Any]  # the backend's config section, defaults filled
     final_path: Path | None = None  # where the engine goes: how messages name it
-    threads: int = 0  # the cores its benchmark runs on, where the engine is built for them (0: the job's)
 
     @property
     def shown_as(self) -> Path:

@@ -125,8 +125,8 @@ def build(request: BuildRequest) -> dict[str, Any]:
         return fields
     (profile,) = request.profiles
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(options["cache_dir"]).resolve()))
-    # On the CPU Inductor writes C++ kernels for torch's thread count: the benchmark's, or it compiles again
-    prepared = Prepared(config, request.threads)
+    # On the CPU Inductor writes C++ kernels for torch's thread count: the rule gives this job its benchmark's cores
+    prepared = Prepared(config, job_cores())
     before = compile_counters()
     seconds = prepared.warm(profile.min, profile.opt, profile.max, str(request.shown_as))
     after = compile_counters()

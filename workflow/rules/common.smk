@@ -11,6 +11,7 @@ from snakemake.settings.types import DeploymentMethod
 from trtpipe import codehash
 from trtpipe.backends import registry
 from trtpipe.config import COMBINED
+from trtpipe.quantize import ORT_PATTERN as ORT_PRECISION
 from trtpipe.spec import Variant
 from trtpipe.timings import timings_path
 
@@ -46,7 +47,7 @@ BENCH_THREADS = _scheduled_cores()
 wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
     variant=Variant.PATTERN,
-    precision="fp32|tf32|fp16|bf16|int8|fp8",
+    precision="fp32|tf32|fp16|bf16|int8|fp8|" + ORT_PRECISION,
     profile=r"[A-Za-z0-9_]+",
 
 
@@ -162,14 +163,32 @@ def backend_identity(w):
 
 
 def calibration_input(w):
-    # Only int8/fp8 read it; a missing file is left out of the DAG so that its job fails with one sentence.
+    # Every precision ONNX is judged on its evaluation samples (int8/fp8 calibrate on the rest); a missing file is
+    # left out of the DAG so that its job fails with one sentence.
     path = SWEEP.calibration_data(w.model)
-    return [path] if path and w.precision in ("int8", "fp8") and os.path.exists(path) else []
+    return [path] if path and os.path.exists(path) else []
 
 
 def calibration_arg(w):
     path = SWEEP.calibration_data(w.model)
-    return f"--calibration-data {shlex.quote(path)}" if path and w.precision in ("int8", "fp8") else ""
+    return f"--calibration-data {shlex.quote(path)}" if path else ""
+
+
+def sensitivity_file(model, suffix="json"):
+    return f"{R}/{model}/quantize/sensitivity.{suffix}"
+
+
+def sensitivity_input(w):
+    """A search candidate keeps the nodes the sensitivity ranking names in float."""
+    return [sensitivity_file(w.model)] if w.precision.endswith("-mixed") else []
+
+
+def quantize_json(precision):
+    """The quantize settings an onnxruntime.quantization precision depends on (others: only the thresholds)."""
+    if precision.startswith("int8-ort-"):
+        return as_json({k: v for k, v in SWEEP.quantize.items() if k not in ("search", "quantizers", "per_channel",
+                                                                             "calibration_methods", "sensitivity")})
+    return as_json({k: SWEEP.quantize[k] for k in ("accept", "calibration_share", "evaluation_samples")})
 
 
 def engine_profiles_json(w):
@@ -208,7 +227,8 @@ def engine_stem(t):
 
 ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
 BENCH_FILES = [f"{R}/{t.engine.model}/bench/{t.engine.backend}/{t.stem}.csv" for m in SWEEP.models for t in SWEEP.bench_targets(m)]
-REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precision_onnx_needed(m)]
+REDUCED = [(m, v, p) for m in SWEEP.models for v, p in SWEEP.reduced_onnx(m)]
+SENSITIVITY_FILES = [sensitivity_file(m, s) for m in SWEEP.models if SWEEP.needs_sensitivity(m) for s in ("json", "csv")]
 ACCURACY_FILES = (
     [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]
     + [f"{R}/{m}/accuracy/precision.{v}.{p}.csv" for m, v, p in REDUCED]

@@ -1,6 +1,8 @@
 # Stage 4b: reduced precision in the ONNX itself (strongly typed, as TensorRT 11 requires):
-# fp16/bf16 through ModelOpt AutoCast, int8/fp8 through ModelOpt PTQ (Q/DQ nodes), each checked
-# against PyTorch. fp32 engines read the simplified ONNX directly.
+# fp16/bf16 through ModelOpt AutoCast, int8/fp8 through ModelOpt PTQ (Q/DQ nodes), int8-ort-* through
+# onnxruntime.quantization (for ONNX Runtime's CPU provider), each checked against PyTorch and scored on
+# evaluation samples. fp32 engines read the simplified ONNX directly. The sensitivity ranking orders the
+# quantizable nodes for the mixed-precision search.
 
 
 rule precision:
@@ -8,24 +10,51 @@ rule precision:
         onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.onnx",
         reference=f"{R}/{{model}}/reference.npz",
         calibration=calibration_input,
+        sensitivity=sensitivity_input,
     output:
         onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.{{precision}}.onnx",
         accuracy=f"{R}/{{model}}/accuracy/precision.{{variant}}.{{precision}}.csv",
         stats=f"{R}/{{model}}/onnx/{{variant}}.sim.{{precision}}.json",
     wildcard_constraints:
-        precision="fp16|bf16|int8|fp8",
+        precision="fp16|bf16|int8|fp8|" + ORT_PRECISION,
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
+        quantize=lambda w: quantize_json(w.precision),
         calibration=lambda w: calibration_arg(w),
+        sensitivity=lambda w: f"--sensitivity {sensitivity_file(w.model)}" if sensitivity_input(w) else "",
         tolerance=lambda w: tolerance_json(w.precision),
-        code=code("trtpipe.precision"),
+        code=code("trtpipe.precision", "trtpipe.quantize"),
     log:
         f"{R}/{{model}}/logs/precision.{{variant}}.{{precision}}.log",
     conda:
         "../../envs/precision.yaml"
     shell:
         "trtpipe precision --model-spec {params.spec:q} --onnx {input.onnx} --variant {wildcards.variant}"
-        " --precision {wildcards.precision} --options {params.options:q} {params.calibration}"
+        " --precision {wildcards.precision} --options {params.options:q} --quantize-options {params.quantize:q}"
+        " {params.calibration} {params.sensitivity}"
         " --reference {input.reference} --tolerance {params.tolerance:q} --out {output.onnx}"
         " --accuracy-out {output.accuracy} --stats-out {output.stats} --log {log}"
+
+
+rule sensitivity:
+    input:
+        onnx=f"{R}/{{model}}/onnx/dynamic.sim.onnx",
+        calibration=calibration_input,
+    output:
+        json=sensitivity_file("{model}"),
+        csv=sensitivity_file("{model}", "csv"),
+    params:
+        spec=model_json,
+        options=as_json(SWEEP.precision),
+        quantize=quantize_json("int8-ort-qdq"),
+        calibration=lambda w: calibration_arg(w),
+        code=code("trtpipe.precision", "trtpipe.quantize"),
+    log:
+        f"{R}/{{model}}/logs/sensitivity.log",
+    conda:
+        "../../envs/precision.yaml"
+    shell:
+        "trtpipe sensitivity --model-spec {params.spec:q} --onnx {input.onnx} --variant dynamic"
+        " --options {params.options:q} --quantize-options {params.quantize:q} {params.calibration}"
+        " --out {output.json} --csv-out {output.csv} --log {log}"

@@ -83,7 +83,8 @@ def cmd_precision(args) -> None:
     from .precision import check_precision, convert
 
     spec = _spec(args)
-    stats = convert(args.onnx, args.out, spec, _variant(args.variant), args.precision, json.loads(args.options), args.calibration_data)
+    stats = convert(args.onnx, args.out, spec, _variant(args.variant), args.precision, json.loads(args.options), args.calibration_data,
+                    json.loads(args.quantize_options), args.sensitivity)
     rows, runtime = check_precision(args.out, spec, args.reference, _variant(args.variant), args.precision, json.loads(args.tolerance))
     failed = first_failure(rows)
     stats.update(parity_runtime=runtime, passed=failed is None)
@@ -95,6 +96,18 @@ def cmd_precision(args) -> None:
         log.warning("%s", stats["warnings"][-1])
     write_rows(args.accuracy_out, rows)
     write_json(args.stats_out, stats)
+
+
+def cmd_sensitivity(args) -> None:
+    import pandas as pd
+
+    from .io import write_csv, write_json
+    from .precision import sensitivity_ranking
+
+    result = sensitivity_ranking(args.onnx, _spec(args), _variant(args.variant), json.loads(args.options),
+                                 json.loads(args.quantize_options), args.calibration_data)
+    write_csv(args.csv_out, pd.DataFrame([{"model": result["model"], "variant": result["variant"], **r} for r in result["nodes"]]))
+    write_json(args.out, result)
 
 
 def cmd_build_engine(args) -> None:
@@ -233,14 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("precision", cmd_precision, "convert a simplified ONNX to fp16/bf16 (AutoCast) or int8/fp8 (Q/DQ PTQ)")
     p.add_argument("--onnx", required=True)
     p.add_argument("--variant", required=True)
-    p.add_argument("--precision", required=True, choices=["fp16", "bf16", "int8", "fp8"])
+    p.add_argument("--precision", required=True,
+                   help="fp16, bf16 (AutoCast), int8, fp8 (ModelOpt Q/DQ), int8-ort-... (onnxruntime.quantization)")
     p.add_argument("--options", default="{}", help="the config's precision settings as JSON")
-    p.add_argument("--calibration-data", help=".npz of real sample inputs for int8/fp8 (else seeded random inputs)")
+    p.add_argument("--quantize-options", default="{}", help="the config's quantize settings as JSON")
+    p.add_argument("--sensitivity", help="the sensitivity ranking (JSON) a -mixed precision keeps nodes in float by")
+    p.add_argument("--calibration-data", help=".npz of real sample inputs: one part calibrates, the rest evaluates "
+                                              "(else seeded random inputs)")
     p.add_argument("--reference", required=True)
     p.add_argument("--tolerance", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--accuracy-out", required=True)
     p.add_argument("--stats-out", required=True)
+
+    p = command("sensitivity", cmd_sensitivity, "rank quantizable nodes by the metric's loss when each alone is int8")
+    p.add_argument("--onnx", required=True, help="the fp32 (simplified) ONNX")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--options", default="{}", help="the config's precision settings as JSON")
+    p.add_argument("--quantize-options", default="{}", help="the config's quantize settings as JSON")
+    p.add_argument("--calibration-data", help=".npz of real sample inputs (else seeded random inputs)")
+    p.add_argument("--out", required=True, help="the ranking as JSON")
+    p.add_argument("--csv-out", required=True, help="the ranking as CSV")
 
     p = command("build-engine", cmd_build_engine, "build one engine for a profile, with its sidecar and parity")
     p.add_argument("--backend", required=True, help="a backend of the registry (trtpipe/backends/__init__.py)")

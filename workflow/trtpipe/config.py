@@ -78,6 +78,7 @@ class Sweep:
         self.backends = list(raw["sweep"]["backends"])
         self.precisions = list(raw["sweep"]["precisions"])
         self.precision = raw["precision"]
+        self.quantize = raw["quantize"]
         self.export = raw["export"]
         self.simplify = raw["simplify"]
         self.peak_tflops = raw["peak_tflops"]
@@ -122,20 +123,49 @@ class Sweep:
     def calibration_data(self, model: str) -> str | None:
         return self._model_raw[model].get("calibration_data")
 
-    def backend_precisions(self, backend: str) -> tuple[str, ...]:
-        """What a backend builds: what it can run, narrowed by its own `precisions` setting."""
+    def backend_builds(self, backend: str, precision: str) -> bool:
+        """Whether a backend builds a precision: it can run it (int8 by a quantizer it runs, trtpipe.quantize), and its
+        own `precisions` setting allows it (search candidates count as allowed with any int8-ort-* precision)."""
         allowed = self.backend_options(backend).get("precisions")
-        return tuple(p for p in registry.get(backend).precisions if allowed is None or p in allowed)
+        if not registry.get(backend).builds(precision):
+            return False
+        return (allowed is None or precision in allowed
+                or (precision.endswith("-mixed") and any(a.startswith("int8-ort-") for a in allowed)))
+
+    def backend_precisions(self, backend: str) -> tuple[str, ...]:
+        """The plain precisions a backend builds: what it can run, narrowed by its own `precisions` setting."""
+        return tuple(p for p in registry.get(backend).precisions if self.backend_builds(backend, p))
 
     def skipped_targets(self, model: str) -> list[tuple[str, str]]:
         """(backend, precision) pairs not built because the backend cannot (or is told not to) run them."""
-        return [(b, p) for b in self.backends for p in self.precisions_for(model) if p not in self.backend_precisions(b)]
+        return [(b, p) for b in self.backends for p in self.precisions_for(model) if not self.backend_builds(b, p)]
 
-    def precision_onnx_needed(self, model: str) -> list[str]:
-        """Reduced precisions an ONNX backend of the sweep will build for this model."""
-        return [p for p in self.precisions_for(model) if p in ("fp16", "bf16", "int8", "fp8")
-                and any(p in self.backend_precisions(b) for b in self.backends
-                        if registry.get(b).source == registry.ONNX_SOURCE)]
+    def candidates(self, model: str) -> list[str]:
+        """The mixed-precision search's candidates for a model (dynamic variant only), within quantize.search;
+        none when no backend of the sweep runs onnxruntime.quantization's int8."""
+        from .quantize import candidates
+
+        return [c for c in candidates(self.quantize) if any(self.backend_builds(b, c) for b in self.backends)]
+
+    def variant_precisions(self, model: str, variant: Variant) -> list[str]:
+        """The sweep's precisions for the model, and on its dynamic variant the search's candidates."""
+        extra = self.candidates(model) if variant.is_dynamic else []
+        return self.precisions_for(model) + [c for c in extra if c not in self.precisions_for(model)]
+
+    def precision_onnx_needed(self, model: str, variant: Variant | None = None) -> list[str]:
+        """Reduced precisions an ONNX backend of the sweep will build for this model (variant)."""
+        variant = variant or Variant(None)
+        return [p for p in self.variant_precisions(model, variant) if p not in ("fp32", "tf32")
+                and any(self.backend_builds(b, p) for b in self.backends if registry.get(b).source == registry.ONNX_SOURCE)]
+
+    def reduced_onnx(self, model: str) -> list[tuple[Variant, str]]:
+        """(variant, precision) of every precision ONNX the sweep makes for a model."""
+        return [(v, p) for v in self.variants(model) for p in self.precision_onnx_needed(model, v)]
+
+    def needs_sensitivity(self, model: str) -> bool:
+        """A sensitivity ranking is made for models with an onnxruntime.quantization precision (the search needs it)."""
+        return bool(self.candidates(model)) or (
+            self.quantize["sensitivity"] and any(p.startswith("int8-ort-") for _, p in self.reduced_onnx(model)))
 
     def backend_profiles(self, backend: str, model: str) -> list[Profile]:
         """The model's profiles, narrowed by the backend's own `profiles` setting (e.g. a slow CPU
@@ -150,11 +180,12 @@ class Sweep:
     def engine_targets(self, model: str) -> list[EngineTarget]:
         targets = []
         for backend in self.backends:
-            for precision in self.precisions_for(model):
-                if precision not in self.backend_precisions(backend):
+            for precision in self.variant_precisions(model, Variant(None)):
+                if not self.backend_builds(backend, precision):
                     continue
-                for b in self.backend_static_batches(backend, model):
-                    targets.append(EngineTarget(model, backend, Variant.static(b), precision, "static"))
+                if precision in self.precisions_for(model):  # search candidates are dynamic only
+                    for b in self.backend_static_batches(backend, model):
+                        targets.append(EngineTarget(model, backend, Variant.static(b), precision, "static"))
                 profiles = self.backend_profiles(backend, model)
                 if self.combines_profiles(backend) and profiles:
                     targets.append(EngineTarget(model, backend, Variant(None), precision, COMBINED))
@@ -196,7 +227,10 @@ class Sweep:
         return sorted(extra | set(self.static_batch_sizes_for(model)))
 
     def tolerance(self, precision: str) -> dict[str, float]:
-        return self.tolerances[precision]
+        """Per numeric precision: every int8 recipe shares int8's."""
+        from .quantize import base_precision
+
+        return self.tolerances[precision if precision in self.tolerances else base_precision(precision)]
 
 
 # --- loading -----------------------------------------------------------------------------------

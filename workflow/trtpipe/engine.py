@@ -40,7 +40,7 @@ def build_engine(
     engine that misses its tolerance is a result: its rows say failed and the report excludes it.
     """
     backend = registry.get(backend_name)
-    if precision not in backend.precisions:
+    if not backend.builds(precision):
         raise TrtpipeError(f"{engine_path}: {backend.library} ({backend.name}) builds {', '.join(backend.precisions)}, not "
                            f"{precision}; fix: drop {precision} for {backend.name} or use a backend that runs it.")
     if variant.is_dynamic and backend.source == registry.CHECKPOINT_SOURCE:

@@ -59,17 +59,24 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(Job(m, "checkpoint", "", (f"{r}/checkpoint.pt",), f"{r}/logs/checkpoint.log"))
         ref = f"{m}|reference|"
         jobs.append(Job(m, "reference", "", (f"{r}/reference.npz", f"{r}/flops.json"), f"{r}/logs/reference.log", ckpt))
-        for v in map(str, sweep.variants(m)):
+        sens = ()
+        if sweep.needs_sensitivity(m):
+            sens = (f"{m}|sensitivity|dynamic",)
+            jobs.append(Job(m, "sensitivity", "dynamic", (f"{r}/quantize/sensitivity.json", f"{r}/quantize/sensitivity.csv"),
+                            f"{r}/logs/sensitivity.log", (f"{m}|simplify|dynamic",)))
+        for variant in sweep.variants(m):
+            v = str(variant)
             jobs.append(Job(m, "export", v, (f"{r}/onnx/{v}.onnx",), f"{r}/logs/export.{v}.log", ckpt))
             jobs.append(Job(m, "check_export", v, (f"{r}/accuracy/export.{v}.csv", f"{r}/onnx/{v}.check.json"),
                             f"{r}/logs/check_export.{v}.log", (f"{m}|export|{v}", ref)))
             jobs.append(Job(m, "simplify", v, (f"{r}/onnx/{v}.sim.onnx", f"{r}/accuracy/simplify.{v}.csv",
                                                 f"{r}/onnx/{v}.sim.json"), f"{r}/logs/simplify.{v}.log",
                             (f"{m}|export|{v}", f"{m}|check_export|{v}", ref)))
-            for p in sweep.precision_onnx_needed(m):
+            for p in sweep.precision_onnx_needed(m, variant):
                 jobs.append(Job(m, "precision", f"{v} {p}", (f"{r}/onnx/{v}.sim.{p}.onnx", f"{r}/accuracy/precision.{v}.{p}.csv",
                                                              f"{r}/onnx/{v}.sim.{p}.json"),
-                                f"{r}/logs/precision.{v}.{p}.log", (f"{m}|simplify|{v}", ref)))
+                                f"{r}/logs/precision.{v}.{p}.log",
+                                (f"{m}|simplify|{v}", ref, *(sens if p.endswith("-mixed") else ()))))
         for t in sweep.engine_targets(m):
             v, stem = str(t.variant), t.stem
             if get(t.backend).source == CHECKPOINT_SOURCE:
@@ -263,7 +270,7 @@ def skip_reason(sweep, backend: str, precision: str) -> str:
     from .backends.registry import get
 
     b = get(backend)
-    if precision not in b.precisions:
+    if not b.builds(precision):
         return f"{b.library} ({backend}) has no {precision} kernels"
     return f"{b.section}.precisions leaves it out"
 
@@ -278,7 +285,7 @@ def skipped_notes(sweep) -> list[str]:
     notes = []
     for (backend, precision), models in sorted(by_pair.items()):
         onnx_made = [m for m in models if precision in sweep.precision_onnx_needed(m)]
-        builders = [b for b in sweep.backends if precision in sweep.backend_precisions(b)]
+        builders = [b for b in sweep.backends if sweep.backend_builds(b, precision)]
         also = (f"; the {precision} precision ONNX is still made for {', '.join(builders)}" if onnx_made else
                 f"; nothing {precision} is built at all (no backend of the sweep runs it): add tensorrt or a torch_* "
                 f"backend to sweep.backends, or drop {precision} from the precisions" if not builders else "")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TrtpipeError
+from .defaults import with_defaults
 from .inputs import NUMPY_DTYPES, random_inputs
 from .io import atomic_path
 from .parity import parity_rows
@@ -35,43 +36,65 @@ QUANTIZED = ("int8", "fp8")
 PRECISIONS = ("fp32", *MIXED, *QUANTIZED)
 
 
+def load_samples(spec: ModelSpec, data_path: str) -> dict[str, np.ndarray]:
+    """The user's sample arrays (one per input, named like it, samples on axis 0), checked and cast to the inputs' dtypes."""
+    path = Path(data_path)
+    if not path.exists():
+        raise TrtpipeError(
+            f"model {spec.name}: calibration data {data_path} not found; fix: correct models.{spec.name}.calibration_data "
+            f"or remove it to calibrate on random inputs (accuracy then says nothing)."
+        )
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    for inp in spec.inputs:
+        if inp.name not in arrays:
+            raise TrtpipeError(
+                f"model {spec.name}: calibration data {data_path} has no array {inp.name!r} (it has {', '.join(arrays)}); "
+                f"fix: save one array per input, named like the input."
+            )
+        got = arrays[inp.name].shape[1:]
+        if tuple(got) != inp.shape:
+            raise TrtpipeError(
+                f"model {spec.name}: calibration array {inp.name!r} in {data_path} has samples of shape {list(got)}, "
+                f"but the input's shape is {list(inp.shape)}; fix: stack samples of that shape along axis 0."
+            )
+    arrays = {i.name: arrays[i.name].astype(NUMPY_DTYPES[i.dtype]) for i in spec.inputs}
+    count = min(len(a) for a in arrays.values())
+    return {k: v[:count] for k, v in arrays.items()}
+
+
+def whole_batches(arrays: dict[str, np.ndarray], batch: int | None) -> dict[str, np.ndarray]:
+    """A static graph calibrates whole batches: cut to a multiple of its batch, or repeat when too few."""
+    if not batch:
+        return arrays
+    count = min(len(a) for a in arrays.values())
+    usable = max(batch, count - count % batch)
+    index = np.arange(usable) % count
+    return {k: v[index] for k, v in arrays.items()}
+
+
 def calibration_inputs(spec: ModelSpec, batch: int | None, data_path: str | None, samples: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Calibration arrays (batch axis first, a multiple of a static variant's batch) and their provenance."""
+    calibration, _, source = split_inputs(spec, data_path, {"calibration_samples": samples}, {}, seed)
+    return whole_batches(calibration, batch), source
+
+
+def split_inputs(spec: ModelSpec, data_path: str | None, options: dict[str, Any], quantize_options: dict[str, Any],
+                 seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Calibration and evaluation samples, never the same ones, and their provenance: the user's data split in
+    two (quantize.calibration_share calibrates, the rest evaluates), else seeded random inputs of two streams."""
+    from .quantize import split_samples
+
+    q = with_defaults("quantize", quantize_options)
     if data_path:
-        path = Path(data_path)
-        if not path.exists():
-            raise TrtpipeError(
-                f"model {spec.name}: calibration data {data_path} not found; fix: correct models.{spec.name}.calibration_data "
-                f"or remove it to calibrate on random inputs (accuracy then says nothing)."
-            )
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-        for inp in spec.inputs:
-            if inp.name not in arrays:
-                raise TrtpipeError(
-                    f"model {spec.name}: calibration data {data_path} has no array {inp.name!r} (it has {', '.join(arrays)}); "
-                    f"fix: save one array per input, named like the input."
-                )
-            got = arrays[inp.name].shape[1:]
-            if tuple(got) != inp.shape:
-                raise TrtpipeError(
-                    f"model {spec.name}: calibration array {inp.name!r} in {data_path} has samples of shape {list(got)}, "
-                    f"but the input's shape is {list(inp.shape)}; fix: stack samples of that shape along axis 0."
-                )
-        arrays = {i.name: arrays[i.name].astype(NUMPY_DTYPES[i.dtype]) for i in spec.inputs}
-        count = min(len(a) for a in arrays.values())
-        source = {"source": "data", "path": str(data_path), "samples": count}
+        calibration, evaluation = split_samples(load_samples(spec, data_path), q["calibration_share"])
+        source = {"source": "data", "path": str(data_path)}
     else:
-        count = samples
-        arrays = random_inputs(spec, samples, "opt", seed, stream="calibration")
-        source = {"source": "random", "samples": samples, "seed": seed}
-    if batch:  # a static graph calibrates whole batches: cut to a multiple, or repeat when too few
-        usable = max(batch, count - count % batch)
-        index = np.arange(usable) % count
-        arrays = {k: v[index] for k, v in arrays.items()}
-    else:
-        arrays = {k: v[:count] for k, v in arrays.items()}
-    return arrays, source
+        calibration = random_inputs(spec, options.get("calibration_samples", 32), "opt", seed, stream="calibration")
+        evaluation = random_inputs(spec, q["evaluation_samples"], "opt", seed, stream="evaluation")
+        source = {"source": "random", "seed": seed}
+    count = lambda arrays: min(len(a) for a in arrays.values())  # noqa: E731
+    return calibration, evaluation, {**source, "samples": count(calibration), "evaluation_samples": count(evaluation)}
 
 
 def _hide_tensorrt_from_modelopt() -> None:
@@ -123,54 +146,120 @@ def convert(
     precision: str,
     options: dict[str, Any],
     calibration_data: str | None = None,
+    quantize_options: dict[str, Any] | None = None,
+    sensitivity_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write the precision ONNX; returns its stats (method, what changed, calibration provenance)."""
+    """Write the precision ONNX; returns its stats (method, what changed, calibration provenance, and the metric
+    against the fp32 ONNX on evaluation samples calibration never saw)."""
     import onnx
 
-    if precision not in MIXED + QUANTIZED:
-        raise TrtpipeError(f"{in_path}: precision {precision!r} has no conversion; fix: use one of {', '.join(MIXED + QUANTIZED)}.")
+    from . import quantize as q
+
+    made = q.recipe(precision)  # one sentence for a name nothing makes
+    if precision not in MIXED + QUANTIZED and made.quantizer != q.ORT:
+        raise TrtpipeError(f"{in_path}: precision {precision!r} has no conversion; fix: use one of {', '.join(MIXED + QUANTIZED)} "
+                           f"or an int8-ort-* name.")
+    qopt = with_defaults("quantize", quantize_options)
     start = time.perf_counter()
-    stats: dict[str, Any] = {"model": spec.name, "variant": variant.name, "precision": precision, "warnings": []}
+    stats: dict[str, Any] = {"model": spec.name, "variant": variant.name, "precision": precision, "warnings": [],
+                             "quantizer": made.quantizer or "ModelOpt", "recipe": made.describe()}
+    calibration, evaluation, source = split_inputs(spec, calibration_data, options, qopt, spec.seed)
+    run_batch = variant.batch or min(8, source["evaluation_samples"])
     with atomic_path(out_path, suffix=".tmp.onnx") as tmp:
         try:
             if precision in MIXED:
                 model = _autocast(str(in_path), precision, options)
                 onnx.save(model, str(tmp))
                 stats["method"] = f"ModelOpt AutoCast ({'fp32 I/O' if options.get('keep_io_types', True) else f'{precision} I/O'})"
-            else:
-                batch = variant.batch
-                calibration, source = calibration_inputs(spec, batch, calibration_data, options.get("calibration_samples", 32), spec.seed)
+            elif made.quantizer == q.ORT:
                 stats["calibration"] = source
-                if source["source"] == "random":
-                    stats["warnings"].append(
-                        f"{precision} calibrated on {source['samples']} seeded random inputs, not real data: its accuracy "
-                        f"numbers say nothing about accuracy on real inputs (give models.{spec.name}.calibration_data)"
-                    )
-                _quantize(str(in_path), tmp, precision, calibration, options)
+                reference = q.run_all(in_path, evaluation, run_batch)
+                with q.ort_quantizer(in_path, whole_batches(calibration, variant.batch), variant.batch or 8,
+                                     tuple(qopt["op_types"])) as quantizer:
+                    stats["quantizable_nodes"] = len(quantizer.nodes)
+                    if made.mixed:
+                        ranking = [r["node"] for r in read_sensitivity(sensitivity_path, precision)]
+                        stats["search"] = q.grow_float(quantizer, made, tmp, ranking, evaluation, reference, qopt["accept"],
+                                                       qopt["max_float_nodes"])
+                        stats["kept_float"] = [dict(node=n, op=_op_of(quantizer.nodes, n)) for n in stats["search"]["kept_float"]]
+                    else:
+                        quantizer.quantize(made, tmp)
+                        stats["kept_float"] = []
+                stats["method"] = made.describe()
+            else:
+                stats["calibration"] = source
+                _quantize(str(in_path), tmp, precision, whole_batches(calibration, variant.batch), options)
                 stats["method"] = f"ModelOpt ONNX PTQ ({options.get('calibration_method', 'max')} calibration)"
+            if made.quantizer and source["source"] == "random":
+                stats["warnings"].append(
+                    f"{precision} calibrated on {source['samples']} seeded random inputs, not real data: its accuracy "
+                    f"numbers say nothing about accuracy on real inputs (give models.{spec.name}.calibration_data)"
+                )
         except TrtpipeError:
             raise
         except Exception as exc:
             log.exception("precision conversion failed")
             raise TrtpipeError(
-                f"{in_path}: {precision} conversion with ModelOpt failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
+                f"{in_path}: {precision} conversion with {stats['quantizer']} failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
                 f"fix: exclude the offending op types with precision.op_types_to_exclude, or drop {precision} for this model."
             ) from exc
+        stats["metric"] = metric_on_samples(in_path, tmp, evaluation, run_batch, qopt["accept"], source)
         converted = onnx.load(str(tmp))
     ops = collections.Counter(n.op_type for n in converted.graph.node)
     stats.update(seconds=time.perf_counter() - start, nodes=sum(ops.values()),
-                 casts=ops.get("Cast", 0), quantize_nodes=ops.get("QuantizeLinear", 0),
+                 casts=ops.get("Cast", 0), quantize_nodes=ops.get("QuantizeLinear", 0) + ops.get("DynamicQuantizeLinear", 0),
                  dequantize_nodes=ops.get("DequantizeLinear", 0))
     if precision in MIXED:
         low = {"fp16": onnx.TensorProto.FLOAT16, "bf16": onnx.TensorProto.BFLOAT16}[precision]
         stats["low_precision_initializers"] = sum(i.data_type == low for i in converted.graph.initializer)
         stats["fp32_initializers"] = sum(i.data_type == onnx.TensorProto.FLOAT for i in converted.graph.initializer)
     elif not stats["quantize_nodes"]:
-        stats["warnings"].append(f"ModelOpt inserted no Q/DQ nodes: nothing in this graph was quantized to {precision}")
+        stats["warnings"].append(f"{stats['quantizer']} inserted no quantize nodes: nothing in this graph was quantized to {precision}")
     for w in stats["warnings"]:
         log.warning("%s", w)
-    log.info("%s: %s via %s in %.2fs", out_path, precision, stats["method"], stats["seconds"])
+    log.info("%s: %s via %s in %.2fs; metric %s", out_path, precision, stats["method"], stats["seconds"], stats["metric"])
     return stats
+
+
+def _op_of(nodes: list[dict[str, str]], name: str) -> str:
+    return next((n["op"] for n in nodes if n["node"] == name), "")
+
+
+def metric_on_samples(fp32_path, path, evaluation: dict[str, np.ndarray], batch: int, accept: dict[str, float],
+                      source: dict[str, Any]) -> dict[str, Any]:
+    """The metric of a precision ONNX against the fp32 ONNX it came from, on the evaluation samples."""
+    from .quantize import agreement, run_all, shortfall
+
+    scores = agreement(run_all(path, evaluation, batch), run_all(fp32_path, evaluation, batch))
+    return {"scores": scores, "accept": accept, "shortfall": shortfall(scores, accept), "met": shortfall(scores, accept) == 0,
+            "samples": source["evaluation_samples"], "data": source["source"], "against": "the fp32 ONNX"}
+
+
+def read_sensitivity(path: str | Path | None, precision: str) -> list[dict[str, Any]]:
+    import json
+
+    if not path or not Path(path).exists():
+        raise TrtpipeError(f"{precision} keeps the most sensitive nodes in float, but no sensitivity ranking was given "
+                           f"({path}); fix: run `trtpipe sensitivity` first and pass --sensitivity.")
+    return json.loads(Path(path).read_text())["nodes"]
+
+
+def sensitivity_ranking(in_path: str | Path, spec: ModelSpec, variant: Variant, options: dict[str, Any],
+                        quantize_options: dict[str, Any] | None, calibration_data: str | None) -> dict[str, Any]:
+    """Every quantizable node ranked by the metric's loss when it alone is quantized (int8-ort-qdq, MinMax,
+    per-channel weights), on the evaluation samples."""
+    from . import quantize as q
+
+    qopt = with_defaults("quantize", quantize_options)
+    calibration, evaluation, source = split_inputs(spec, calibration_data, options, qopt, spec.seed)
+    batch = variant.batch or min(8, source["evaluation_samples"])
+    start = time.perf_counter()
+    reference = q.run_all(in_path, evaluation, batch)
+    with q.ort_quantizer(in_path, whole_batches(calibration, variant.batch), variant.batch or 8, tuple(qopt["op_types"])) as quantizer:
+        rows = q.sensitivity(quantizer, q.recipe("int8-ort-qdq"), evaluation, reference, qopt["accept"])
+    return {"model": spec.name, "variant": variant.name, "recipe": q.recipe("int8-ort-qdq").describe(),
+            "measure": "the metric when this node alone is quantized (every other node float)",
+            "accept": qopt["accept"], "data": source, "seconds": time.perf_counter() - start, "nodes": rows}
 
 
 def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str | Path, variant: Variant, precision: str,

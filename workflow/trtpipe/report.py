@@ -373,7 +373,7 @@ def _skip_reason(backend: str, precision: str) -> str:
     from .backends.registry import get
 
     b = get(backend)
-    if precision in b.precisions:
+    if b.builds(precision):
         return f"{b.section}.precisions leaves it out"
     return f"{b.library} ({backend}) has no kernels for it"
 

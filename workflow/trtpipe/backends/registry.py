@@ -35,6 +35,9 @@ class Backend:
     library: str  # how messages name it
     conda_env: str  # envs/<file>
     dag_identity: Callable[[dict[str, Any]], dict[str, str]]  # cheap, for rule params: what invalidates an engine
+    # Which quantizers' int8 it runs fast (trtpipe.quantize): "ModelOpt" makes `int8` (TensorRT's Q/DQ placement),
+    # "onnxruntime.quantization" makes every int8-ort-* precision (the CPU provider's integer kernels)
+    quantizers: tuple[str, ...] = ()
     combine_option: str | None = None  # option of its section that puts every profile into one engine
     mode: str | None = None  # for a module serving several backends (the torch family): which one
     fp32_math: str = "fp32"  # the math its fp32 engines run (the report's peak-FLOPs lookup)
@@ -44,6 +47,18 @@ class Backend:
     # What it builds is made for the cores that run it (Inductor's C++ kernels on the CPU): its build gets the
     # benchmark's cores
     builds_for_cores: Callable[[dict[str, Any]], bool] | None = None
+
+    def builds(self, precision: str) -> bool:
+        """Whether it can build this precision: a plain one it lists, or int8 made by a quantizer it runs."""
+        from ..quantize import recipe
+
+        if precision in self.precisions:
+            return True
+        try:
+            made = recipe(precision)
+        except TrtpipeError:
+            return False
+        return bool(made.quantizer) and made.quantizer in self.quantizers and made.base in self.precisions
 
     def implementation(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -131,22 +146,35 @@ def _tensorrt_identity(options: dict[str, Any]) -> dict[str, str]:
 register(Backend(
     name="onnxruntime", module="trtpipe.backends.onnxruntime", rule="onnxruntime", engine_suffix="onnx",
     # The CPU provider has fp16 and int8 (QDQ -> QLinear) kernels, no bf16 kernels, and runs fp8 Q/DQ only as
-    # simulated fp32.
-    precisions=("fp32", "fp16", "int8"), source=ONNX_SOURCE, gpu=False, section="onnxruntime",
+    # simulated fp32. Its int8 is made by onnxruntime.quantization (int8-ort-*: static QDQ U8S8 with per-channel
+    # weights on Conv/MatMul/Gemm, which its QDQ transformer fuses into QLinearConv/MatMulIntegerToFloat/QGemm, and
+    # dynamic quantization); ModelOpt's `int8` stays buildable for comparison: its Q/DQ placement is TensorRT's, and
+    # on this provider it measured slower than fp32 (docs/quantization.md).
+    precisions=("fp32", "fp16", "int8"), quantizers=("onnxruntime.quantization", "ModelOpt"), source=ONNX_SOURCE,
+    gpu=False, section="onnxruntime",
     library="ONNX Runtime", conda_env="onnx.yaml", dag_identity=_cpu_identity("onnxruntime"),
 ))
 register(Backend(
     name="tensorrt", module="trtpipe.backends.tensorrt", rule="tensorrt", engine_suffix="engine",
     # fp32 clears BuilderFlag.TF32 (on by default); tf32 allows it, built from the fp32 ONNX
-    precisions=("fp32", "tf32", "fp16", "bf16", "int8", "fp8"), source=ONNX_SOURCE, gpu=True, section="tensorrt",
+    # TensorRT 11 takes reduced precision from the ONNX only: ModelOpt's Q/DQ (symmetric int8, zero point 0, which
+    # onnxruntime.quantization's uint8 activations are not)
+    precisions=("fp32", "tf32", "fp16", "bf16", "int8", "fp8"), quantizers=("ModelOpt",), source=ONNX_SOURCE, gpu=True,
+    section="tensorrt",
     library="TensorRT", conda_env="tensorrt.yaml", dag_identity=_tensorrt_identity, combine_option="combine_profiles",
     fp32_math="fp32", extra_columns=("trtexec_compute_ms_median",),
 ))
 for _mode in ("cuda", "cuda_graph"):
-    # Q/DQ runs as fake-quant on the CUDA EP (no CUDA QLinearConv in 1.31.1): int8 is correct there, not faster.
+    # What pays on the CUDA EP is fp16 (AutoCast; fp16 Conv/MatMul kernels). int8 does not: ORT's QDQ -> QLinear
+    # fusion is CPU/DML-only, 1.31.1 ships no CUDA QLinearConv, and the CUDA build has only QuantizeLinear,
+    # DequantizeLinear and MatMulInteger<int8,int8> (ORT's FAQ), so a QDQ model runs its Conv/MatMul in float
+    # with extra Q/DQ kernels (fake-quant), and dynamic quantization's uint8 MatMulInteger falls back to the CPU
+    # (docs/gpu/onnxruntime/sources.md section 6). ModelOpt's int8 stays buildable (correct, for comparison);
+    # no onnxruntime.quantization int8 is built for it; int8 that pays on NVIDIA GPUs is the TensorRT EP's or TensorRT's.
     register(Backend(
         name="onnxruntime_" + _mode, module="trtpipe.backends.ort_gpu", rule="onnxruntime_cuda", engine_suffix="onnx",
-        precisions=("fp32", "tf32", "fp16", "int8"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_cuda",
+        precisions=("fp32", "tf32", "fp16", "int8"), quantizers=("ModelOpt",), source=ONNX_SOURCE, gpu=True,
+        section="onnxruntime_cuda",
         library="ONNX Runtime (CUDA EP)", conda_env="onnx-gpu.yaml", dag_identity=_gpu_identity("onnxruntime-gpu"),
         mode=_mode,
         # cuDNN's algorithm search is not saved with the model: the benchmark's session searches again, inside its
@@ -155,7 +183,8 @@ for _mode in ("cuda", "cuda_graph"):
     ))
 register(Backend(
     name="onnxruntime_tensorrt", module="trtpipe.backends.ort_gpu", rule="onnxruntime_tensorrt", engine_suffix="ctx.onnx",
-    precisions=("fp32", "fp16", "int8"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_tensorrt",
+    # the EP builds a TensorRT engine: ModelOpt's Q/DQ (see tensorrt above)
+    precisions=("fp32", "fp16", "int8"), quantizers=("ModelOpt",), source=ONNX_SOURCE, gpu=True, section="onnxruntime_tensorrt",
     library="ONNX Runtime (TensorRT EP)", conda_env="onnx-gpu.yaml", dag_identity=_gpu_identity("onnxruntime-gpu"),
     mode="tensorrt", fp32_math="tf32",  # the EP has no TF32 switch: TensorRT's default (TF32 on) applies
 ))

@@ -8,6 +8,7 @@ rule summary:
         stats=SIMPLIFY_STATS,
         precision_stats=PRECISION_STATS,
         flops=FLOPS_FILES,
+        sensitivity=[f for f in SENSITIVITY_FILES if f.endswith(".json")],
         # the raw timings only matter when comparing against a baseline
         timings=TIMINGS_FILES if SWEEP.baseline else [],
     output:
@@ -24,9 +25,10 @@ rule summary:
         peaks=as_json(SWEEP.peak_tflops),
         objectives=as_json(SWEEP.objectives),
         traffic=as_json(SWEEP.traffic),
+        accept=as_json(SWEEP.quantize["accept"]),
         baseline=(f"--baseline {shlex.quote(SWEEP.baseline)} --compare-settings {shlex.quote(as_json(SWEEP.compare))}"
                   if SWEEP.baseline else ""),
-        code=code("trtpipe.report"),
+        code=code("trtpipe.report", "trtpipe.pick"),
     log:
         f"{R}/summary/summary.log",
     conda:
@@ -35,4 +37,5 @@ rule summary:
         "trtpipe summarize --bench {input.bench} --accuracy {input.accuracy} --simplify-stats {input.stats}"
         " --precision-stats {input.precision_stats} --skipped {params.skipped:q} --flops {input.flops}"
         " --peaks {params.peaks:q} --objectives {params.objectives:q} --traffic {params.traffic:q} {params.baseline}"
+        " --sensitivity {input.sensitivity} --accept {params.accept:q}"
         " --out-dir {params.out_dir} --log {log}"

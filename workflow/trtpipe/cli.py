@@ -159,7 +159,8 @@ def cmd_summarize(args) -> None:
         return
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
               args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
-              baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
+              baseline=args.baseline, compare_settings=json.loads(args.compare_settings), sensitivity=args.sensitivity,
+              accept=json.loads(args.accept))
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -310,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision-stats", nargs="*", default=[])
     p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
     p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
+    p.add_argument("--sensitivity", nargs="*", default=[], help="sensitivity rankings (JSON) of the sensitivity stage")
+    p.add_argument("--accept", default="{}", help='JSON thresholds of the pick, e.g. {"top1": 0.99, "cosine": 0.99}')
     p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
     p.add_argument("--config", help="summarise whatever finished of this config's sweep and list what failed "
                                      "(instead of the file lists above)")

@@ -182,7 +182,8 @@ def failure_rows(results: list[Outcome]) -> list[dict[str, Any]]:
 
 def expected_inputs(results: list[Outcome]) -> dict[str, list[str]]:
     """The summary's inputs among what is done, by kind (the summary rule's input lists)."""
-    kinds: dict[str, list[str]] = {"bench": [], "accuracy": [], "simplify_stats": [], "precision_stats": [], "flops": []}
+    kinds: dict[str, list[str]] = {"bench": [], "accuracy": [], "simplify_stats": [], "precision_stats": [], "flops": [],
+                                   "sensitivity": []}
     for o in results:
         if o.status != "done":
             continue
@@ -196,6 +197,8 @@ def expected_inputs(results: list[Outcome]) -> dict[str, list[str]]:
                 kinds["simplify_stats"].append(path)
             elif o.job.stage == "precision" and path.endswith(".json"):
                 kinds["precision_stats"].append(path)
+            elif o.job.stage == "sensitivity" and path.endswith(".json"):
+                kinds["sensitivity"].append(path)
             elif path.endswith("/flops.json"):
                 kinds["flops"].append(path)
     return kinds
@@ -210,7 +213,8 @@ def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
     failures = failure_rows(results)
     skipped = {m: [list(t) for t in sweep.skipped_targets(m)] for m in sweep.models}
     summarize(inputs["bench"], inputs["accuracy"], inputs["simplify_stats"], out_dir, inputs["precision_stats"], skipped,
-              inputs["flops"], sweep.peak_tflops, failures=failures, models=list(sweep.models))
+              inputs["flops"], sweep.peak_tflops, failures=failures, models=list(sweep.models),
+              sensitivity=inputs["sensitivity"], accept=sweep.quantize["accept"])
     return failures
 
 

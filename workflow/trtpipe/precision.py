@@ -203,9 +203,14 @@ def convert(
                 f"{in_path}: {precision} conversion with {stats['quantizer']} failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
                 f"fix: exclude the offending op types with precision.op_types_to_exclude, or drop {precision} for this model."
             ) from exc
-        stats["metric"] = metric_on_samples(in_path, tmp, evaluation, run_batch, qopt["accept"], source)
         converted = onnx.load(str(tmp))
-    ops = collections.Counter(n.op_type for n in converted.graph.node)
+        ops = collections.Counter(n.op_type for n in converted.graph.node)
+        if made.quantizer == q.ORT and not any(ops.get(op) for op in q.QUANTIZED_OPS):
+            raise TrtpipeError(
+                f"{in_path}: {precision} quantized no node ({made.describe()} has no kernel for this model's "
+                f"{', '.join(sorted({n['op'] for n in quantizer.nodes})) or 'ops'}); fix: drop {precision} for model "
+                f"{spec.name} (its engine would be fp32 under an int8 name).")
+        stats["metric"] = metric_on_samples(in_path, tmp, evaluation, run_batch, qopt["accept"], source)
     stats.update(seconds=time.perf_counter() - start, nodes=sum(ops.values()),
                  casts=ops.get("Cast", 0), quantize_nodes=ops.get("QuantizeLinear", 0) + ops.get("DynamicQuantizeLinear", 0),
                  dequantize_nodes=ops.get("DequantizeLinear", 0))

@@ -45,6 +45,8 @@ _ORT_NAME = re.compile(r"^int8-ort-(?P<mode>qdq|dyn)(?:-(?P<calibration>minmax|e
 # Op types whose integer kernels the CPU provider has (QDQ -> QLinearConv / MatMulIntegerToFloat / QGemm); other
 # ops would only gain Q/DQ pairs around float kernels
 DEFAULT_OP_TYPES = ("Conv", "MatMul", "Gemm")
+# What a quantized graph holds where onnxruntime.quantization quantized something
+QUANTIZED_OPS = ("QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,22 @@ class OrtQuantizer:
         self.op_types = tuple(op_types)
         self._dir = tempfile.TemporaryDirectory(prefix="trtpipe-quant-")
         self.nodes = quantizable_nodes(model_path, self.op_types)
+        self._source = self._pre_process()
+
+    def _pre_process(self) -> str:
+        """onnxruntime.quantization's recommended pre-processing: shape inference (symbolic, then ONNX's) so that
+        the quantizer knows every tensor's shape. Its graph optimization is skipped: it would rename the nodes the
+        sensitivity ranking names. A model shape inference fails on is quantized as it is."""
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        out = Path(self._dir.name) / "pre.onnx"
+        try:
+            quant_pre_process(self.model_path, out, skip_optimization=True, auto_merge=True)
+            return str(out)
+        except Exception as exc:  # symbolic shape inference raises many types
+            log.info("quantization pre-processing failed on %s (%s); quantizing it as it is", self.model_path,
+                     str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+            return self.model_path
 
     def close(self) -> None:
         self._dir.cleanup()
@@ -242,14 +260,14 @@ class OrtQuantizer:
         extra = {"MatMulConstBOnly": True}
         try:
             if recipe_.mode == "dyn":
-                quantize_dynamic(self.model_path, str(out_path), op_types_to_quantize=list(self.op_types),
+                quantize_dynamic(self._source, str(out_path), op_types_to_quantize=list(self.op_types),
                                  per_channel=recipe_.per_channel, weight_type=QuantType.QInt8, nodes_to_quantize=names,
                                  extra_options=extra)
             else:
                 if self.calibration is None:
                     raise TrtpipeError(f"{self.model_path}: {recipe_.precision} needs calibration samples.")
                 quantize_static(
-                    self.model_path, str(out_path), _Reader(self.calibration, self.batch),
+                    self._source, str(out_path), _Reader(self.calibration, self.batch),
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=list(self.op_types),
                     per_channel=recipe_.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     nodes_to_quantize=names, calibrate_method=getattr(CalibrationMethod, _METHODS[recipe_.calibration]),

@@ -330,7 +330,8 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
               flops_paths: list[str] = (), peaks: dict[str, float] | None = None, *,
               failures: list[dict[str, Any]] | None = None, models: list[str] | None = None,
               objectives: dict[str, dict[str, float]] | None = None, traffic: dict[str, dict] | None = None,
-              baseline: str | None = None, compare_settings: dict[str, float] | None = None) -> None:
+              baseline: str | None = None, compare_settings: dict[str, float] | None = None,
+              sensitivity: list[str] = (), accept: dict[str, float] | None = None) -> None:
     """`failures` (rows of trtpipe.failures.failure_rows) and `models` (every model of the sweep) come from a
     run that did not finish; without them the report judges completeness from the files it was given."""
     from .benchmark import bench_columns
@@ -363,7 +364,8 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
 
     decisions = deployment_decisions(bench, accuracy, out_dir, objectives or {}, traffic or {})
     doc = build_document(bench, accuracy, simplify_stats, plots, precision_stats, skipped or {}, failures=failures,
-                         models=models, decisions=decisions, comparison=comparison)
+                         models=models, decisions=decisions, comparison=comparison, sensitivity=sensitivity, accept=accept,
+                         plots_dir=out_dir / "plots")
     write_text(out_dir / "report.md", doc.markdown(out_dir))
     write_text(out_dir / "report.html", doc.html("trtpipe report"))
     log.info("report: %s", out_dir / "report.html")
@@ -406,7 +408,10 @@ def missing_stages(bench: pd.DataFrame, accuracy: pd.DataFrame, model: str) -> l
 def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: list[str], plots: dict[str, Path],
                    precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None, *,
                    failures: list[dict[str, Any]] | None = None, models: list[str] | None = None,
-                   decisions: dict[str, dict[str, Any]] | None = None, comparison=None) -> Doc:
+                   decisions: dict[str, dict[str, Any]] | None = None, comparison=None, sensitivity: list[str] = (),
+                   accept: dict[str, float] | None = None, plots_dir: Path | None = None) -> Doc:
+    from . import pick
+
     doc = Doc()
     decisions = decisions or {}
     skipped = skipped or {}
@@ -418,6 +423,7 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
     acc = accuracy_overview(accuracy)
     constant = constant_outputs(accuracy)
     stats = [json.loads(Path(p).read_text()) for p in simplify_stats]
+    rankings = {r["model"]: r for r in (json.loads(Path(p).read_text()) for p in sensitivity)}
 
     doc.h(1, "trtpipe report")
     devices = ", ".join(sorted(bench["device"].astype(str).unique())) if not bench.empty else "none"
@@ -604,6 +610,8 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             } for st in prec]))
             notes = sorted({w for st in prec for w in st["warnings"]})
             doc.bullets(notes)
+        if plots_dir is not None:
+            pick.section(doc, model, bench, precisions, rankings.get(model), accept, plots_dir)
 
         simp = sorted((st for st in stats if st["model"] == model), key=lambda st: st["variant"])
         if simp:

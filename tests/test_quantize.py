@@ -1,0 +1,198 @@
+"""onnxruntime.quantization's int8 for ONNX Runtime's CPU provider: precision names, the registry's quantizers,
+sensitivity on evaluation samples, the k-growing mixed-precision search, and what a failing quantizer says.
+Every model here is a real ONNX file run by a real ONNX Runtime session."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from trtpipe import quantize as q
+from trtpipe.backends import registry
+from trtpipe.config import validate
+from trtpipe.errors import TrtpipeError
+from trtpipe.precision import convert, sensitivity_ranking
+from trtpipe.spec import ModelSpec, Variant
+
+DYNAMIC = Variant(None)
+
+
+def outlier_model(path, seed=0):
+    """x -> MatMul 'benign' -> Mul by [1000, 1, ..., 1] -> MatMul 'fragile' -> logits (10 classes).
+
+    The fragile MatMul's input has one feature 1000x the others (and a near-zero weight row for it): quantized per
+    tensor, its uint8 activation scale is set by that feature and the other features round to a few levels, so
+    quantizing it alone ruins top-1 agreement. The benign MatMul's input is well spread."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((16, 16)).astype(np.float32) / 4
+    scale = np.ones(16, np.float32)
+    scale[0] = 1000.0
+    w2 = rng.standard_normal((16, 10)).astype(np.float32)
+    w2[0] = 1e-5
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="benign"),
+        helper.make_node("Mul", ["h", "scale"], ["hs"], name="spread"),
+        helper.make_node("MatMul", ["hs", "w2"], ["logits"], name="fragile"),
+    ]
+    graph = helper.make_graph(
+        nodes, "outlier", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(scale, "scale"), numpy_helper.from_array(w2, "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+SPEC = ModelSpec.from_dict({"name": "outlier", "inputs": [{"name": "x", "shape": [16]}], "seed": 0})
+
+
+def samples(path, n=128, seed=1):
+    np.savez(path, x=np.random.default_rng(seed).standard_normal((n, 16)).astype(np.float32))
+    return str(path)
+
+
+def test_precision_names_say_what_made_them():
+    assert q.recipe("int8").quantizer == q.MODELOPT
+    plain = q.recipe("int8-ort-qdq")
+    assert (plain.quantizer, plain.mode, plain.calibration, plain.per_channel, plain.mixed) == (q.ORT, "qdq", "minmax", True, False)
+    dyn = q.recipe("int8-ort-dyn-pc-mixed")
+    assert (dyn.mode, dyn.calibration, dyn.per_channel, dyn.mixed, dyn.base) == ("dyn", "", True, True, "int8")
+    assert q.recipe("int8-ort-qdq-entropy-pt-mixed").describe().endswith("per-tensor weights, entropy calibration)")
+    with pytest.raises(TrtpipeError, match=r"dynamic quantization has no calibration; fix: drop -entropy"):
+        q.recipe("int8-ort-dyn-entropy")
+    with pytest.raises(TrtpipeError, match=r"precision 'int7' is unknown; fix:"):
+        q.recipe("int7")
+
+
+def test_the_search_bound_keeps_the_first_candidates_and_zero_builds_none():
+    every = q.candidates({"search": 100})
+    assert len(every) == 8 and every[0] == "int8-ort-qdq-minmax-pc-mixed" and every[-1] == "int8-ort-dyn-pt-mixed"
+    assert q.candidates({"search": 2}) == every[:2]
+    assert q.candidates({"search": 0}) == []
+    assert q.candidates({"search": 5, "quantizers": ["dyn"]}) == ["int8-ort-dyn-pc-mixed", "int8-ort-dyn-pt-mixed"]
+
+
+def test_registry_says_which_quantizer_each_backend_runs():
+    cpu, trt = registry.get("onnxruntime"), registry.get("tensorrt")
+    assert cpu.builds("int8-ort-qdq") and cpu.builds("int8-ort-dyn-pt-mixed") and cpu.builds("int8")
+    assert trt.builds("int8") and not trt.builds("int8-ort-qdq")  # TensorRT takes symmetric Q/DQ only
+    assert not registry.get("onnxruntime_cuda").builds("int8-ort-qdq")  # fake-quant on the CUDA EP: does not pay
+    assert not registry.get("onnxruntime_tensorrt").builds("int8-ort-dyn")
+    assert not cpu.builds("int9-ort-qdq")
+
+
+def test_one_sweep_holds_both_quantizers_and_the_candidates_only_on_the_dynamic_variant():
+    sweep = validate({
+        "batch_sizes": [1], "sweep": {"backends": ["onnxruntime", "tensorrt"], "precisions": ["fp32", "int8", "int8-ort-qdq"],
+                                      "profiles": ["latency"]},
+        "quantize": {"search": 2},
+        "models": {"m": {"factory": "trtpipe.zoo:tiny_text", "inputs": [{"name": "x", "shape": [4]}]}},
+    })
+    targets = {(t.backend, str(t.variant), t.precision) for t in sweep.engine_targets("m")}
+    assert ("onnxruntime", "dynamic", "int8") in targets and ("tensorrt", "dynamic", "int8") in targets
+    assert ("onnxruntime", "static-b1", "int8-ort-qdq") in targets and ("tensorrt", "dynamic", "int8-ort-qdq") not in targets
+    assert ("onnxruntime", "dynamic", "int8-ort-qdq-minmax-pc-mixed") in targets
+    assert not any(p.endswith("-mixed") for _, v, p in targets if v != "dynamic")
+    assert ("tensorrt", "int8-ort-qdq") in sweep.skipped_targets("m") and sweep.needs_sensitivity("m")
+    assert sweep.tolerance("int8-ort-qdq-minmax-pc-mixed") == sweep.tolerance("int8")
+    zero = validate({**sweep.raw, "quantize": {"search": 0}})
+    assert not any(t.precision.endswith("-mixed") for t in zero.engine_targets("m"))
+
+
+def test_sensitivity_ranks_the_node_that_breaks_the_metric_first(tmp_path):
+    model = outlier_model(tmp_path / "outlier.onnx")
+    result = sensitivity_ranking(model, SPEC, DYNAMIC, {}, {"accept": {"top1": 0.99}}, samples(tmp_path / "s.npz"))
+    nodes = result["nodes"]
+    assert [n["node"] for n in nodes] == ["fragile", "benign"] and [n["rank"] for n in nodes] == [1, 2]
+    assert nodes[0]["op"] == "MatMul" and nodes[0]["top1"] < 0.5 and nodes[1]["top1"] >= 0.95
+    assert result["data"]["samples"] == 64 and result["data"]["evaluation_samples"] == 64  # never the same samples
+
+
+def _mixed(tmp_path, accept, name="int8-ort-qdq-minmax-pt-mixed"):
+    model = outlier_model(tmp_path / "outlier.onnx")
+    data = samples(tmp_path / "s.npz")
+    ranking = sensitivity_ranking(model, SPEC, DYNAMIC, {}, {"accept": accept}, data)
+    (tmp_path / "sens.json").write_text(json.dumps(ranking))
+    return convert(model, tmp_path / f"{name}.onnx", SPEC, DYNAMIC, name, {}, data, {"accept": accept}, tmp_path / "sens.json")
+
+
+def test_the_search_keeps_the_sensitive_node_in_float_only_when_the_threshold_needs_it(tmp_path):
+    strict = _mixed(tmp_path, {"top1": 0.95})
+    assert strict["search"]["met"] and strict["kept_float"] == [{"node": "fragile", "op": "MatMul"}]
+    assert strict["metric"]["scores"]["top1"] >= 0.95 and strict["metric"]["samples"] == 64
+    kept = onnx.load(str(tmp_path / "int8-ort-qdq-minmax-pt-mixed.onnx"))
+    fragile = next(n for n in kept.graph.node if n.name == "fragile")
+    assert fragile.op_type == "MatMul" and not any(i.endswith("_DequantizeLinear_Output") for i in fragile.input)
+    loose = _mixed(tmp_path, {"top1": 0.01})
+    assert loose["search"]["met"] and loose["kept_float"] == [] and loose["search"]["k"] == 0
+
+
+def test_a_threshold_nothing_meets_is_said_with_the_nearest_miss(tmp_path):
+    result = _mixed(tmp_path, {"top1": 1.0, "cosine": 1.0}, name="int8-ort-qdq-minmax-pc-mixed")
+    search = result["search"]
+    if search["met"]:  # top-1 can be exact with the fragile node kept; cosine 1.0 cannot: check the metric instead
+        pytest.fail(f"cosine 1.0 of an int8 model was met: {search}")
+    assert search["shortfall"] > 0 and result["metric"]["met"] is False and result["metric"]["shortfall"] > 0
+    assert set(search["tried"]) >= {"0", "1"}
+
+
+def test_a_quantizer_that_quantizes_nothing_fails_that_precision_with_one_sentence(tmp_path):
+    # dynamic quantization has no Gemm kernel: a Gemm-only model would get an "int8" engine that is fp32
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="gemm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "gemm.onnx"))
+    spec = ModelSpec.from_dict({"name": "gemm", "inputs": [{"name": "x", "shape": [4]}], "seed": 0})
+    out = tmp_path / "gemm.int8-ort-dyn.onnx"
+    with pytest.raises(TrtpipeError, match=r"int8-ort-dyn quantized no node \(onnxruntime.quantization dynamic .* Gemm\); fix: drop int8-ort-dyn for model gemm"):
+        convert(tmp_path / "gemm.onnx", out, spec, DYNAMIC, "int8-ort-dyn", {}, None, {})
+    assert not out.exists() and not list(tmp_path.glob(".gemm.int8-ort-dyn*"))  # nothing half-written
+    stats = convert(tmp_path / "gemm.onnx", tmp_path / "gemm.int8-ort-qdq.onnx", spec, DYNAMIC, "int8-ort-qdq", {}, None, {})
+    assert stats["quantize_nodes"] > 0 and stats["metric"]["data"] == "random"
+
+
+def _bench_and_stats(accept):
+    """Three engines of one model at batch 1: fp32, a fast int8 with top-1 0.97, a slower one with top-1 0.995."""
+    import pandas as pd
+
+    bench = pd.DataFrame([
+        {"model": "m", "backend": "onnxruntime", "variant": "dynamic", "precision": p, "profile": "latency", "batch": b,
+         "latency_ms_median": ms}
+        for p, ms in (("fp32", 6.0), ("int8-ort-qdq", 2.5), ("int8-ort-qdq-minmax-pc-mixed", 3.0)) for b in (1, 4)])
+    stats = []
+    for p, top1, kept in (("int8-ort-qdq", 0.97, []), ("int8-ort-qdq-minmax-pc-mixed", 0.995, [{"node": "fc2", "op": "Gemm"}])):
+        met = top1 >= accept["top1"]
+        stats.append({"model": "m", "variant": "dynamic", "precision": p, "method": q.recipe(p).describe(), "kept_float": kept,
+                      "metric": {"scores": {"top1": top1}, "accept": accept, "met": met,
+                                 "shortfall": max(0.0, accept["top1"] - top1), "samples": 40, "data": "data"}})
+    return bench, stats
+
+
+def test_the_pick_changes_when_the_threshold_changes():
+    from trtpipe import pick
+
+    bench, stats = _bench_and_stats({"top1": 0.95})
+    loose = pick.pick(pick.candidate_rows(bench, stats, "m"))["pick"]
+    assert loose["precision"] == "int8-ort-qdq" and loose["speedup"] == pytest.approx(6.0 / 2.5)
+    bench, stats = _bench_and_stats({"top1": 0.99})
+    result = pick.pick(pick.candidate_rows(bench, stats, "m"))
+    assert result["pick"]["precision"] == "int8-ort-qdq-minmax-pc-mixed"
+    text = pick.sentence(result, {"top1": 0.99})
+    assert ("int8-ort-qdq-minmax-pc-mixed" in text and "1 node(s) kept in float: fc2 (Gemm)" in text and "2.00x" in text
+            and "top1 0.9950" in text and "40 held-out samples" in text)
+    bench, stats = _bench_and_stats({"top1": 0.999})
+    rows = pick.candidate_rows(bench, stats, "m")
+    assert pick.pick(rows)["pick"]["precision"] == "fp32"  # nothing reduced meets it: fp32 is the fastest that does
+    judged_only_int8 = rows[rows["precision"] != "fp32"]
+    miss = pick.pick(judged_only_int8)
+    assert miss["pick"] is None and miss["nearest"]["precision"] == "int8-ort-qdq-minmax-pc-mixed"
+    assert "nearest miss is onnxruntime dynamic int8-ort-qdq-minmax-pc-mixed latency" in pick.sentence(miss, {"top1": 0.999})
+    assert "short by 0.0040" in pick.sentence(miss, {"top1": 0.999})

@@ -66,7 +66,7 @@ def _engine(r: dict[str, Any]) -> str:
 
 
 def _scores(r: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in sorted((r["scores"] or {}).items()) if k != "cosine_min")
+    return ", ".join(f"{k} {v:.4f}" for k, v in sorted((r["scores"] or {}).items()) if k != "min_cosine")
 
 
 def _kept(r: dict[str, Any]) -> str:
@@ -162,4 +162,4 @@ def section(doc, model: str, bench: pd.DataFrame, precision_stats: list[dict[str
         doc.p(f"Sensitivity ({len(nodes)} quantizable nodes, {sensitivity['data']['evaluation_samples']} evaluation "
               f"samples, {sensitivity['recipe']}): {sensitivity['measure']}; the {min(top, len(nodes))} most sensitive:")
         doc.table(pd.DataFrame([{"rank": n["rank"], "node": n["node"], "op": n["op"], "loss": f"{n['loss']:.4f}",
-                                 **{k: f"{n[k]:.4f}" for k in ("top1", "cosine") if k in n}} for n in nodes[:top]]))
+                                 **{k: f"{n[k]:.4f}" for k in ("top1_agreement", "cosine") if k in n}} for n in nodes[:top]]))

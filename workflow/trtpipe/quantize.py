@@ -160,13 +160,13 @@ def agreement(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) 
             raise TrtpipeError(f"output {name!r} has shape {list(got.shape)}, the fp32 model's {list(ref.shape)}; "
                                f"fix: the quantized model must keep the outputs of the one it came from.")
         if ref.ndim == 2 and ref.shape[1] > 1:
-            scores.setdefault("top1", []).append(float(np.mean(got.argmax(1) == ref.argmax(1))))
+            scores.setdefault("top1_agreement", []).append(float(np.mean(got.argmax(1) == ref.argmax(1))))
         else:
             a, b = got.reshape(len(got), -1), ref.reshape(len(ref), -1)
             norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
             cosine = np.where(norm > 0, (a * b).sum(1) / np.where(norm > 0, norm, 1), 1.0)
             scores.setdefault("cosine", []).append(float(np.mean(cosine)))
-            scores.setdefault("cosine_min", []).append(float(np.min(cosine)))
+            scores.setdefault("min_cosine", []).append(float(np.min(cosine)))
     return {k: min(v) for k, v in sorted(scores.items())}
 
 

@@ -142,21 +142,19 @@ def test_a_threshold_nothing_meets_is_said_with_the_nearest_miss(tmp_path):
 
 
 def test_a_quantizer_that_quantizes_nothing_fails_that_precision_with_one_sentence(tmp_path):
-    # dynamic quantization has no Gemm kernel: a Gemm-only model would get an "int8" engine that is fp32
-    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
-    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="gemm")], "g",
+    # no Conv, MatMul or Gemm: an "int8" engine of this model would be fp32 under an int8 name
+    graph = helper.make_graph([helper.make_node("Tanh", ["x"], ["y"], name="tanh")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [w])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    onnx.save(model, str(tmp_path / "gemm.onnx"))
-    spec = ModelSpec.from_dict({"name": "gemm", "inputs": [{"name": "x", "shape": [4]}], "seed": 0})
-    out = tmp_path / "gemm.int8-ort-dyn.onnx"
-    with pytest.raises(TrtpipeError, match=r"int8-ort-dyn quantized no node \(onnxruntime.quantization dynamic .* Gemm\); fix: drop int8-ort-dyn for model gemm"):
-        convert(tmp_path / "gemm.onnx", out, spec, DYNAMIC, "int8-ort-dyn", {}, None, {})
-    assert not out.exists() and not list(tmp_path.glob(".gemm.int8-ort-dyn*"))  # nothing half-written
-    stats = convert(tmp_path / "gemm.onnx", tmp_path / "gemm.int8-ort-qdq.onnx", spec, DYNAMIC, "int8-ort-qdq", {}, None, {})
-    assert stats["quantize_nodes"] > 0 and stats["metric"]["data"] == "random"
+    onnx.save(model, str(tmp_path / "tanh.onnx"))
+    spec = ModelSpec.from_dict({"name": "tanh", "inputs": [{"name": "x", "shape": [4]}], "seed": 0})
+    for precision in ("int8-ort-dyn", "int8-ort-qdq"):
+        out = tmp_path / f"tanh.{precision}.onnx"
+        with pytest.raises(TrtpipeError, match=rf"no node left to quantize with {precision} \(0 quantizable, 0 kept in float\)"):
+            convert(tmp_path / "tanh.onnx", out, spec, DYNAMIC, precision, {}, None, {})
+        assert not out.exists() and not list(tmp_path.glob(f".tanh.{precision}*"))  # nothing half-written
 
 
 def _bench_and_stats(accept):
@@ -200,14 +198,16 @@ def test_the_pick_changes_when_the_threshold_changes():
 
 @pytest.mark.workflow
 def test_a_quantizer_failing_on_a_model_fails_that_engine_and_the_others_go_on(tmp_path):
-    """A real sweep under --keep-going: the text model is Gemm-only, which onnxruntime.quantization's dynamic mode
-    has no kernel for, so int8-ort-dyn fails with one sentence; static QDQ and a search candidate (its k chosen on
-    the evaluation samples from the sensitivity ranking) are built, benchmarked and judged, and the report says it."""
+    """A real sweep under --keep-going: the elementwise model has nothing onnxruntime.quantization can quantize, so
+    its int8-ort-* precisions fail with one sentence each; the text model's static QDQ, dynamic and search candidate
+    (its k chosen on the evaluation samples from the sensitivity ranking) are built, benchmarked and judged, and the
+    report says both."""
     import pandas as pd
 
     from helpers import TEXT_MODEL, copy_workflow, dry_run_jobs, snakemake, tiny_config
 
-    config = tiny_config(text=TEXT_MODEL)
+    config = tiny_config(text=TEXT_MODEL, flat={"factory": "tests/data/user_models.py:elementwise",
+                                                 "inputs": [{"name": "x", "shape": [8]}]})
     config.update(batch_sizes=[1], static_batch_sizes=[], quantize={"search": 1},
                   sweep={"profiles": ["latency"], "precisions": ["fp32", "int8-ort-dyn", "int8-ort-qdq"]})
     workdir = copy_workflow(tmp_path, config)
@@ -215,18 +215,47 @@ def test_a_quantizer_failing_on_a_model_fails_that_engine_and_the_others_go_on(t
     assert proc.returncode != 0
     results = workdir / "results"
     bench = pd.read_csv(results / "summary/benchmarks.csv")
-    assert set(bench["precision"]) == {"fp32", "int8-ort-qdq", "int8-ort-qdq-minmax-pc-mixed"}
-    assert not (results / "text/onnx/dynamic.sim.int8-ort-dyn.onnx").exists()
+    precisions = {m: set(g["precision"]) for m, g in bench.groupby("model")}
+    assert precisions == {"text": {"fp32", "int8-ort-dyn", "int8-ort-qdq", "int8-ort-qdq-minmax-pc-mixed"}, "flat": {"fp32"}}
+    assert not list((results / "flat/onnx").glob("*.int8-ort-*.onnx"))
     ranking = pd.read_csv(results / "text/quantize/sensitivity.csv")
     assert list(ranking["rank"]) == list(range(1, len(ranking) + 1)) and set(ranking["op"]) == {"Gemm"}
     mixed = json.loads((results / "text/onnx/dynamic.sim.int8-ort-qdq-minmax-pc-mixed.json").read_text())
     assert mixed["search"]["kept_float"] == list(ranking["node"][: mixed["search"]["k"]])
     report = (results / "summary/report.md").read_text()
-    assert "int8-ort-dyn quantized no node (onnxruntime.quantization dynamic" in report.split("## Failures")[1]
+    failures = report.split("## Failures")[1].split("## Model")[0]
+    for precision in ("int8-ort-dyn", "int8-ort-qdq", "int8-ort-qdq-minmax-pc-mixed"):
+        assert f"no node left to quantize with {precision} (0 quantizable, 0 kept in float)" in failures
     part = report.split("### Reduced precision: accuracy and the pick")[1]
     assert "onnxruntime dynamic int8-ort-qdq-minmax-pc-mixed latency" in part and "| rank | node | op | loss |" in part
     assert "seeded random inputs, not on your data" in part
     assert (results / "summary/plots/text.accuracy.png").exists()
     # the candidates are ordinary cached jobs: a second run retries only the failed one and what needs it
     jobs = dry_run_jobs(workdir, "--keep-going")
-    assert jobs.get("precision") == 1 and "sensitivity" not in jobs and jobs.get("engine_onnxruntime") == 1
+    assert jobs.get("precision") == 3 and "sensitivity" not in jobs and jobs.get("engine_onnxruntime") == 3
+
+
+def test_dynamic_quantization_reaches_gemm_nodes_rewritten_as_matmul(tmp_path):
+    """Dynamic quantization has no Gemm kernel; exporters write Linear layers as Gemm: they become MatMul + Add of the
+    same name first, so int8-ort-dyn quantizes them and its outputs stay those of the fp32 model within int8 error."""
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1, alpha=0.5, beta=2.0)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "gemm.onnx"))
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    rewritten = onnx.load(str(tmp_path / "gemm.onnx"))
+    assert q.gemm_to_matmul(rewritten) == 1 and [n.op_type for n in rewritten.graph.node] == ["MatMul", "Add"]
+    onnx.save(rewritten, str(tmp_path / "mm.onnx"))
+    same = q.run_all(tmp_path / "mm.onnx", {"x": x}, 5)["y"]
+    np.testing.assert_allclose(same, 0.5 * x @ w.T + 2.0 * b, rtol=1e-5, atol=1e-5)
+    spec = ModelSpec.from_dict({"name": "gemm", "inputs": [{"name": "x", "shape": [4]}], "seed": 0})
+    stats = convert(tmp_path / "gemm.onnx", tmp_path / "gemm.dyn.onnx", spec, DYNAMIC, "int8-ort-dyn", {}, None, {})
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "gemm.dyn.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops and stats["quantize_nodes"] > 0 and "top1_agreement" in stats["metric"]["scores"]
+    quantized = q.run_all(tmp_path / "gemm.dyn.onnx", {"x": x}, 5)
+    assert 0.99 < q.output_cosine(quantized, {"y": same}) < 1.0  # int8, close to fp32

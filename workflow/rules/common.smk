@@ -183,12 +183,14 @@ def sensitivity_input(w):
     return [sensitivity_file(w.model)] if w.precision.endswith("-mixed") else []
 
 
-def quantize_json(precision):
+def quantize_json(model, precision):
     """The quantize settings an onnxruntime.quantization precision depends on (others: only the thresholds)."""
     if precision.startswith("int8-ort-"):
-        return as_json({k: v for k, v in SWEEP.quantize.items() if k not in ("search", "quantizers", "per_channel",
-                                                                             "calibration_methods", "sensitivity")})
-    return as_json({k: SWEEP.quantize[k] for k in ("accept", "calibration_share", "evaluation_samples")})
+        keep = {k: v for k, v in SWEEP.quantize.items() if k not in ("search", "quantizers", "per_channel",
+                                                                     "calibration_methods", "sensitivity")}
+    else:
+        keep = {k: SWEEP.quantize[k] for k in ("calibration_share", "evaluation_samples")}
+    return as_json({**keep, "accept": SWEEP.accept(model)})
 
 
 def engine_profiles_json(w):

@@ -20,7 +20,7 @@ rule precision:
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
-        quantize=lambda w: quantize_json(w.precision),
+        quantize=lambda w: quantize_json(w.model, w.precision),
         calibration=lambda w: calibration_arg(w),
         sensitivity=lambda w: f"--sensitivity {sensitivity_file(w.model)}" if sensitivity_input(w) else "",
         tolerance=lambda w: tolerance_json(w.precision),
@@ -47,7 +47,7 @@ rule sensitivity:
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
-        quantize=quantize_json("int8-ort-qdq"),
+        quantize=lambda w: quantize_json(w.model, "int8-ort-qdq"),
         calibration=lambda w: calibration_arg(w),
         code=code("trtpipe.precision", "trtpipe.quantize"),
     log:

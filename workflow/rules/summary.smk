@@ -25,7 +25,7 @@ rule summary:
         peaks=as_json(SWEEP.peak_tflops),
         objectives=as_json(SWEEP.objectives),
         traffic=as_json(SWEEP.traffic),
-        accept=as_json(SWEEP.quantize["accept"]),
+        accept=as_json({m: SWEEP.accept(m) for m in SWEEP.models}),
         baseline=(f"--baseline {shlex.quote(SWEEP.baseline)} --compare-settings {shlex.quote(as_json(SWEEP.compare))}"
                   if SWEEP.baseline else ""),
         code=code("trtpipe.report", "trtpipe.pick"),

@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
     p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
     p.add_argument("--sensitivity", nargs="*", default=[], help="sensitivity rankings (JSON) of the sensitivity stage")
-    p.add_argument("--accept", default="{}", help='JSON thresholds of the pick, e.g. {"top1_agreement": 0.99, "cosine": 0.99}')
+    p.add_argument("--accept", default="{}", help='JSON thresholds of the pick per model, e.g. {"m": {"cosine": 0.99}}')
     p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
     p.add_argument("--config", help="summarise whatever finished of this config's sweep and list what failed "
                                      "(instead of the file lists above)")

@@ -120,6 +120,10 @@ class Sweep:
     def precisions_for(self, model: str) -> list[str]:
         return list(self._model_raw[model].get("precisions") or self.precisions)
 
+    def accept(self, model: str) -> dict[str, float]:
+        """The thresholds reduced precisions of a model must meet on its evaluation samples."""
+        return dict(self._model_raw[model].get("accept") or self.quantize["accept"])
+
     def calibration_data(self, model: str) -> str | None:
         return self._model_raw[model].get("calibration_data")
 

@@ -214,7 +214,7 @@ def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
     skipped = {m: [list(t) for t in sweep.skipped_targets(m)] for m in sweep.models}
     summarize(inputs["bench"], inputs["accuracy"], inputs["simplify_stats"], out_dir, inputs["precision_stats"], skipped,
               inputs["flops"], sweep.peak_tflops, failures=failures, models=list(sweep.models),
-              sensitivity=inputs["sensitivity"], accept=sweep.quantize["accept"])
+              sensitivity=inputs["sensitivity"], accept={m: sweep.accept(m) for m in sweep.models})
     return failures
 
 

@@ -162,4 +162,7 @@ def section(doc, model: str, bench: pd.DataFrame, precision_stats: list[dict[str
         doc.p(f"Sensitivity ({len(nodes)} quantizable nodes, {sensitivity['data']['evaluation_samples']} evaluation "
               f"samples, {sensitivity['recipe']}): {sensitivity['measure']}; the {min(top, len(nodes))} most sensitive:")
         doc.table(pd.DataFrame([{"rank": n["rank"], "node": n["node"], "op": n["op"], "loss": f"{n['loss']:.4f}",
-                                 **{k: f"{n[k]:.4f}" for k in ("top1_agreement", "cosine") if k in n}} for n in nodes[:top]]))
+                                 **{k: f"{n[k]:.4f}" for k in ("top1_agreement", "cosine") if k in n},
+                                 "output_cosine": f"{n['output_cosine']:.6f}"} for n in nodes[:top]]))
+        doc.p("loss: the largest drop below perfect agreement among the thresholded metrics; output_cosine (the worst "
+              "output's mean cosine to fp32) orders nodes whose loss ties.")

@@ -162,12 +162,22 @@ def agreement(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) 
         if ref.ndim == 2 and ref.shape[1] > 1:
             scores.setdefault("top1_agreement", []).append(float(np.mean(got.argmax(1) == ref.argmax(1))))
         else:
-            a, b = got.reshape(len(got), -1), ref.reshape(len(ref), -1)
-            norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-            cosine = np.where(norm > 0, (a * b).sum(1) / np.where(norm > 0, norm, 1), 1.0)
+            cosine = sample_cosines(got, ref)
             scores.setdefault("cosine", []).append(float(np.mean(cosine)))
             scores.setdefault("min_cosine", []).append(float(np.min(cosine)))
     return {k: min(v) for k, v in sorted(scores.items())}
+
+
+def sample_cosines(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each sample's flattened output to the reference's (1 where both are zero)."""
+    a, b = got.reshape(len(got), -1), ref.reshape(len(ref), -1)
+    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norm > 0, (a * b).sum(1) / np.where(norm > 0, norm, 1), 1.0)
+
+
+def output_cosine(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
+    """The worst output's mean per-sample cosine: a finer measure than top-1 where top-1 agreement saturates."""
+    return min(float(np.mean(sample_cosines(outputs[n], r))) for n, r in reference.items())
 
 
 def shortfall(scores: dict[str, float], accept: dict[str, float]) -> float:
@@ -199,6 +209,39 @@ def quantizable_nodes(model_path: str | Path, op_types: tuple[str, ...] = DEFAUL
     return out
 
 
+def gemm_to_matmul(model) -> int:
+    """Rewrite Gemm(A, B[, C]) with a constant B and no transposed A as MatMul(A, alpha*B') [+ Add(beta*C)] in place,
+    the MatMul keeping the Gemm's name; returns how many were rewritten."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes, count = [], 0
+    for n in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type != "Gemm" or attrs.get("transA", 0) or len(n.input) < 2 or n.input[1] not in inits:
+            nodes.append(n)
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        w = (w.T if attrs.get("transB", 0) else w) * attrs.get("alpha", 1.0)
+        weight = numpy_helper.from_array(w.astype(np.float32), f"{n.name}_matmul_weight")
+        model.graph.initializer.append(weight)
+        has_bias = len(n.input) > 2 and n.input[2]
+        mm_out = f"{n.name}_matmul_out" if has_bias else n.output[0]
+        nodes.append(helper.make_node("MatMul", [n.input[0], weight.name], [mm_out], name=n.name))
+        if has_bias:
+            bias = n.input[2]
+            beta = attrs.get("beta", 1.0)
+            if beta != 1.0 and bias in inits:
+                scaled = numpy_helper.from_array(numpy_helper.to_array(inits[bias]) * beta, f"{n.name}_bias")
+                model.graph.initializer.append(scaled)
+                bias = scaled.name
+            nodes.append(helper.make_node("Add", [mm_out, bias], [n.output[0]], name=f"{n.name}_bias_add"))
+        count += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return count
+
+
 class _Reader:
     """onnxruntime.quantization's CalibrationDataReader over arrays, `batch` samples at a time."""
 
@@ -228,22 +271,36 @@ class OrtQuantizer:
         self.op_types = tuple(op_types)
         self._dir = tempfile.TemporaryDirectory(prefix="trtpipe-quant-")
         self.nodes = quantizable_nodes(model_path, self.op_types)
-        self._source = self._pre_process()
+        self._sources: dict[str, str] = {}
 
-    def _pre_process(self) -> str:
+    def source(self, mode: str) -> str:
+        """The model the quantizer reads, pre-processed once per mode (see _pre_process)."""
+        if mode not in self._sources:
+            self._sources[mode] = self._pre_process(mode)
+        return self._sources[mode]
+
+    def _pre_process(self, mode: str) -> str:
         """onnxruntime.quantization's recommended pre-processing: shape inference (symbolic, then ONNX's) so that
         the quantizer knows every tensor's shape. Its graph optimization is skipped: it would rename the nodes the
-        sensitivity ranking names. A model shape inference fails on is quantized as it is."""
+        sensitivity ranking names. A model shape inference fails on is quantized as it is. For dynamic quantization,
+        which has no Gemm kernel, Gemm nodes with a constant weight become MatMul (+ Add) of the same name first."""
+        import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        out = Path(self._dir.name) / "pre.onnx"
+        source = self.model_path
+        if mode == "dyn":
+            model = onnx.load(self.model_path)
+            if gemm_to_matmul(model):
+                source = str(Path(self._dir.name) / "matmul.onnx")
+                onnx.save(model, source)
+        out = Path(self._dir.name) / f"pre-{mode}.onnx"
         try:
-            quant_pre_process(self.model_path, out, skip_optimization=True, auto_merge=True)
+            quant_pre_process(source, out, skip_optimization=True, auto_merge=True)
             return str(out)
         except Exception as exc:  # symbolic shape inference raises many types
             log.info("quantization pre-processing failed on %s (%s); quantizing it as it is", self.model_path,
                      str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-            return self.model_path
+            return source
 
     def close(self) -> None:
         self._dir.cleanup()
@@ -260,14 +317,14 @@ class OrtQuantizer:
         extra = {"MatMulConstBOnly": True}
         try:
             if recipe_.mode == "dyn":
-                quantize_dynamic(self._source, str(out_path), op_types_to_quantize=list(self.op_types),
+                quantize_dynamic(self.source("dyn"), str(out_path), op_types_to_quantize=list(self.op_types),
                                  per_channel=recipe_.per_channel, weight_type=QuantType.QInt8, nodes_to_quantize=names,
                                  extra_options=extra)
             else:
                 if self.calibration is None:
                     raise TrtpipeError(f"{self.model_path}: {recipe_.precision} needs calibration samples.")
                 quantize_static(
-                    self._source, str(out_path), _Reader(self.calibration, self.batch),
+                    self.source("qdq"), str(out_path), _Reader(self.calibration, self.batch),
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=list(self.op_types),
                     per_channel=recipe_.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     nodes_to_quantize=names, calibrate_method=getattr(CalibrationMethod, _METHODS[recipe_.calibration]),
@@ -296,16 +353,18 @@ def ort_quantizer(model_path, calibration, batch, op_types=DEFAULT_OP_TYPES) -> 
 
 def sensitivity(q: OrtQuantizer, recipe_: Recipe, evaluation: dict[str, np.ndarray], reference: dict[str, np.ndarray],
                 accept: dict[str, float]) -> list[dict[str, Any]]:
-    """Per quantizable node, the metric when that node alone is quantized; most sensitive first."""
+    """Per quantizable node, the metric when that node alone is quantized; most sensitive first (by the metric's loss,
+    then by how far the outputs moved: the cosine of every output to the fp32 model's)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="trtpipe-sens-") as tmp:
         path = Path(tmp) / "one.onnx"
         for i, node in enumerate(q.nodes):
             q.quantize(recipe_, path, only=(node["node"],))
-            scores = agreement(run_all(path, evaluation, q.batch), reference)
-            rows.append({**node, **scores, "loss": loss(scores, accept)})
+            outputs = run_all(path, evaluation, q.batch)
+            scores = agreement(outputs, reference)
+            rows.append({**node, **scores, "loss": loss(scores, accept), "output_cosine": output_cosine(outputs, reference)})
             log.info("sensitivity %d/%d %s (%s): %s", i + 1, len(q.nodes), node["node"], node["op"], scores)
-    rows.sort(key=lambda r: (-r["loss"], r["node"]))
+    rows.sort(key=lambda r: (-r["loss"], r["output_cosine"], r["node"]))  # ties in the metric: the larger output change first
     for rank, r in enumerate(rows, 1):
         r["rank"] = rank
     return rows

@@ -331,7 +331,7 @@ def summarize(bench_paths: list[str], accuracy_paths: list[str], simplify_stats:
               failures: list[dict[str, Any]] | None = None, models: list[str] | None = None,
               objectives: dict[str, dict[str, float]] | None = None, traffic: dict[str, dict] | None = None,
               baseline: str | None = None, compare_settings: dict[str, float] | None = None,
-              sensitivity: list[str] = (), accept: dict[str, float] | None = None) -> None:
+              sensitivity: list[str] = (), accept: dict[str, dict[str, float]] | None = None) -> None:
     """`failures` (rows of trtpipe.failures.failure_rows) and `models` (every model of the sweep) come from a
     run that did not finish; without them the report judges completeness from the files it was given."""
     from .benchmark import bench_columns
@@ -409,7 +409,7 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
                    precision_stats: list[str] = (), skipped: dict[str, list[list[str]]] | None = None, *,
                    failures: list[dict[str, Any]] | None = None, models: list[str] | None = None,
                    decisions: dict[str, dict[str, Any]] | None = None, comparison=None, sensitivity: list[str] = (),
-                   accept: dict[str, float] | None = None, plots_dir: Path | None = None) -> Doc:
+                   accept: dict[str, dict[str, float]] | None = None, plots_dir: Path | None = None) -> Doc:
     from . import pick
 
     doc = Doc()
@@ -611,7 +611,7 @@ def build_document(bench: pd.DataFrame, accuracy: pd.DataFrame, simplify_stats: 
             notes = sorted({w for st in prec for w in st["warnings"]})
             doc.bullets(notes)
         if plots_dir is not None:
-            pick.section(doc, model, bench, precisions, rankings.get(model), accept, plots_dir)
+            pick.section(doc, model, bench, precisions, rankings.get(model), (accept or {}).get(model), plots_dir)
 
         simp = sorted((st for st in stats if st["model"] == model), key=lambda st: st["variant"])
         if simp:

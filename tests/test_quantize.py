@@ -81,7 +81,8 @@ def test_registry_says_which_quantizer_each_backend_runs():
     cpu, trt = registry.get("onnxruntime"), registry.get("tensorrt")
     assert cpu.builds("int8-ort-qdq") and cpu.builds("int8-ort-dyn-pt-mixed") and cpu.builds("int8")
     assert trt.builds("int8") and not trt.builds("int8-ort-qdq")  # TensorRT takes symmetric Q/DQ only
-    assert not registry.get("onnxruntime_cuda").builds("int8-ort-qdq")  # fake-quant on the CUDA EP: does not pay
+    cuda = registry.get("onnxruntime_cuda")
+    assert not cuda.builds("int8-ort-qdq") and not cuda.builds("int8") and cuda.builds("fp16")  # int8 is fake-quant there
     assert not registry.get("onnxruntime_tensorrt").builds("int8-ort-dyn")
     assert not cpu.builds("int9-ort-qdq")
 

@@ -168,13 +168,12 @@ for _mode in ("cuda", "cuda_graph"):
     # What pays on the CUDA EP is fp16 (AutoCast; fp16 Conv/MatMul kernels). int8 does not: ORT's QDQ -> QLinear
     # fusion is CPU/DML-only, 1.31.1 ships no CUDA QLinearConv, and the CUDA build has only QuantizeLinear,
     # DequantizeLinear and MatMulInteger<int8,int8> (ORT's FAQ), so a QDQ model runs its Conv/MatMul in float
-    # with extra Q/DQ kernels (fake-quant), and dynamic quantization's uint8 MatMulInteger falls back to the CPU
-    # (docs/gpu/onnxruntime/sources.md section 6). ModelOpt's int8 stays buildable (correct, for comparison);
-    # no onnxruntime.quantization int8 is built for it; int8 that pays on NVIDIA GPUs is the TensorRT EP's or TensorRT's.
+    # with extra Q/DQ kernels (fake-quant: correct, no int8 speed-up), and dynamic quantization's ops fall back to the CPU
+    # (docs/gpu/onnxruntime/sources.md section 6). So no int8 is built for it, by either quantizer: int8 that pays
+    # on NVIDIA GPUs is TensorRT's (tensorrt, onnxruntime_tensorrt).
     register(Backend(
         name="onnxruntime_" + _mode, module="trtpipe.backends.ort_gpu", rule="onnxruntime_cuda", engine_suffix="onnx",
-        precisions=("fp32", "tf32", "fp16", "int8"), quantizers=("ModelOpt",), source=ONNX_SOURCE, gpu=True,
-        section="onnxruntime_cuda",
+        precisions=("fp32", "tf32", "fp16"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_cuda",
         library="ONNX Runtime (CUDA EP)", conda_env="onnx-gpu.yaml", dag_identity=_gpu_identity("onnxruntime-gpu"),
         mode=_mode,
         # cuDNN's algorithm search is not saved with the model: the benchmark's session searches again, inside its

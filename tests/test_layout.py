@@ -199,3 +199,16 @@ def test_the_cycle_check_sees_a_cycle_hidden_in_a_function(tmp_path):
     (pkg / "a.py").write_text("from .b import x\n")
     (pkg / "b.py").write_text("x = 1\ndef f():\n    from . import a\n")
     assert cycles(import_graph(pkg)) == [["trtpipe.a", "trtpipe.b"]]
+
+
+def test_the_readme_names_every_engine_and_benchmark_rule_and_backend():
+    from trtpipe.backends import registry
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2] for line in readme.splitlines()
+            if line.startswith("| 5 engines") or line.startswith("| 6 benchmark")}
+    backends = {line.split("|")[2].strip(" `"): line.split("|")[1] for line in readme.split("### Backends")[1].splitlines()
+                if line.startswith("| ") and "`" in line.split("|")[2]}
+    for family, members in registry.rules().items():
+        assert f"`engine_{family}`" in rows["5 engines"] and f"`benchmark_{family}`" in rows["6 benchmark"], family
+        assert sorted(backends[family].replace(",", " ").split()) == sorted(b.name for b in members), family

@@ -78,7 +78,6 @@ class Layout:
         self.results = str(results)
         r = self.results + "/{model}"
         logs = r + "/logs"
-        stemmed = STEM
         self.checkpoint = Stage("checkpoint", {"checkpoint": f"{r}/checkpoint.pt"}, f"{logs}/checkpoint.log")
         self.reference = Stage("reference", {"reference": f"{r}/reference.npz", "flops": f"{r}/flops.json"},
                                f"{logs}/reference.log")
@@ -93,13 +92,13 @@ class Layout:
                                              "accuracy": f"{r}/accuracy/precision.{{variant}}.{{precision}}.csv",
                                              "stats": f"{r}/onnx/{{variant}}.sim.{{precision}}.json"},
                                f"{logs}/precision.{{variant}}.{{precision}}.log")
-        self.engine = Stage("engine", {"engine": f"{r}/engines/{{backend}}/{stemmed}.{{suffix}}",
-                                       "sidecar": f"{r}/engines/{{backend}}/{stemmed}.json",
-                                       "accuracy": f"{r}/accuracy/engine.{{backend}}.{stemmed}.csv"},
-                            f"{logs}/engine.{{backend}}.{stemmed}.log")
-        self.benchmark = Stage("benchmark", {"csv": f"{r}/bench/{{backend}}/{stemmed}.csv",
-                                             "timings": f"{r}/bench/{{backend}}/{stemmed}.timings.npz"},
-                               f"{logs}/bench.{{backend}}.{stemmed}.log")
+        self.engine = Stage("engine", {"engine": f"{r}/engines/{{backend}}/{STEM}.{{suffix}}",
+                                       "sidecar": f"{r}/engines/{{backend}}/{STEM}.json",
+                                       "accuracy": f"{r}/accuracy/engine.{{backend}}.{STEM}.csv"},
+                            f"{logs}/engine.{{backend}}.{STEM}.log")
+        self.benchmark = Stage("benchmark", {"csv": f"{r}/bench/{{backend}}/{STEM}.csv",
+                                             "timings": f"{r}/bench/{{backend}}/{STEM}.timings.npz"},
+                               f"{logs}/bench.{{backend}}.{STEM}.log")
         summary = self.results + "/summary"
         self.summary_dir = summary
         self.summary = Stage("summary", {"benchmarks": f"{summary}/benchmarks.csv", "accuracy": f"{summary}/accuracy.csv",

@@ -1,0 +1,86 @@
+"""Issue 23: a sweep that always recovers (the report after a failure never passes for a finished summary), and the
+bad inputs that still got a traceback or a wrong fix get one sentence. docs/failures.md lists each case; the
+Snakemake runs here are real ones over a temporary copy of the workflow."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import SNAKEMAKE, TEXT_MODEL, copy_workflow, snakemake, tiny_config
+from trtpipe import io
+from trtpipe.cli import main as trtpipe_main
+from trtpipe.config import NAME_MAX, check_yaml_syntax, load_file, validate
+from trtpipe.errors import ConfigError
+
+LATIN1 = "models:\n  caf\xe9:\n    factory: trtpipe.zoo:tiny_text\n".encode("latin-1")  # 0xe9 at offset 13, line 2
+
+
+# --- the config: a byte that is not UTF-8 --------------------------------------------------------------------
+def test_a_byte_that_is_not_utf8_is_named_with_its_offset_and_line(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_bytes(LATIN1)
+    expected = (f"{path}: the byte at offset 13 (line 2, column 6) is 0xe9, which is not UTF-8 (invalid continuation byte); fix: save "
+                f"the file as UTF-8 (text pasted from a Latin-1 or Windows-1252 file is the usual cause).")
+    for check in (check_yaml_syntax, load_file):
+        with pytest.raises(ConfigError) as info:
+            check(path)
+        assert str(info.value) == expected
+    assert trtpipe_main(["validate-config", str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"trtpipe validate-config: error: {expected}"
+
+
+# --- the config: baseline -------------------------------------------------------------------------------------
+def test_a_baseline_that_is_not_a_finished_sweep_is_refused_with_the_config(tmp_path):
+    missing = tmp_path / "old-results"
+    with pytest.raises(ConfigError) as info:
+        validate({**tiny_config(), "baseline": str(missing)})
+    assert str(info.value) == (
+        f"config.yaml: baseline = {str(missing)!r} does not exist (looked for {missing}); fix: give an earlier sweep's "
+        f"results folder or its summary/benchmarks.csv, or remove the baseline key.")
+    missing.mkdir()
+    with pytest.raises(ConfigError, match=r"is a folder without summary/benchmarks.csv \(not a finished sweep's"):
+        validate({**tiny_config(), "baseline": str(missing)})
+    (missing / "summary").mkdir()
+    (missing / "summary" / "benchmarks.csv").write_text("model\n")
+    assert validate({**tiny_config(), "baseline": str(missing)}).baseline == str(missing)
+    assert validate({**tiny_config(), "baseline": str(missing / "summary" / "benchmarks.csv")}).baseline
+
+
+# --- long model names ---------------------------------------------------------------------------------------
+def test_a_model_name_too_long_for_its_files_is_refused_and_a_long_one_that_fits_works(tmp_path):
+    longest = NAME_MAX - len(".pareto.png")
+    assert validate(tiny_config(**{"m" * longest: TEXT_MODEL}))
+    with pytest.raises(ConfigError) as info:
+        validate(tiny_config(**{"m" * (longest + 1): TEXT_MODEL}))
+    assert str(info.value) == (
+        f"config.yaml: models.{'m' * 30}... is a model name of {longest + 1} characters, and its plot's file name "
+        f"(results/summary/plots/{{model}}.pareto.png) would pass the file system's limit of 255 bytes; fix: shorten "
+        f"the name to at most {longest} characters.")
+    # a file whose own name fits always gets a temporary file beside it (its name was 255 + 25 bytes before)
+    target = tmp_path / ("m" * 240 + ".pareto.png")
+    io.write_text(target, "plot")
+    assert target.read_text() == "plot" and os.listdir(tmp_path) == [target.name]
+    leftover = tmp_path / f".{io._temp_stem(target, '.tmp')}.{io._HOST}-9999999.abcdefgh.tmp"
+    leftover.write_text("half")  # a killed job's (pid 9999999 does not run): removed by the next write
+    io.write_text(target, "again")
+    assert os.listdir(tmp_path) == [target.name] and len(leftover.name) <= NAME_MAX
+
+
+# --- batch sizes nothing times ----------------------------------------------------------------------------------
+def test_batch_sizes_outside_every_profile_are_said_at_dag_time():
+    config = {**tiny_config(), "batch_sizes": [1, 2, 64], "static_batch_sizes": []}
+    sweep = validate(config)
+    assert sweep.unbenchmarked_batches("tiny_text") == [64]
+    assert sweep.unbenchmarked_notes() == [
+        "not benchmarked: batch size(s) 64 of tiny_text (batch_sizes) lie outside every profile it is built for "
+        "(dynamic profiles: latency 1-1, small 1-4) and no static engine of that batch is built; fix: add a profile "
+        "that holds them to sweep.profiles (or the model's profiles), list them in static_batch_sizes, or drop them "
+        "from batch_sizes."]
+    assert validate({**config, "static_batch_sizes": [64]}).unbenchmarked_notes() == []  # its own static engine
+    assert validate(tiny_config()).unbenchmarked_notes() == []

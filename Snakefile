@@ -52,6 +52,7 @@ include: "workflow/rules/summary.smk"
 rule all:
     input:
         SUMMARY_FILES,
+        ENGINE_FILES,
     default_target: True
 
 

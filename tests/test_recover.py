@@ -84,3 +84,49 @@ def test_batch_sizes_outside_every_profile_are_said_at_dag_time():
         "from batch_sizes."]
     assert validate({**config, "static_batch_sizes": [64]}).unbenchmarked_notes() == []  # its own static engine
     assert validate(tiny_config()).unbenchmarked_notes() == []
+
+
+# --- the sweep that stayed stuck after one failed rerun (real Snakemake runs) -------------------------------------
+def small_config(**extra) -> dict:
+    """One tiny model, one precision, one profile: five jobs and a summary."""
+    return {**tiny_config(), "batch_sizes": [1], "static_batch_sizes": [], "sweep": {"profiles": ["latency"]}, **extra}
+
+
+ENGINE = "results/tiny_text/engines/onnxruntime/dynamic.fp32.latency.onnx"
+BENCH = "results/tiny_text/bench/onnxruntime/dynamic.fp32.latency.csv"
+
+
+@pytest.mark.workflow
+def test_a_sweep_broken_after_it_finished_recovers_on_the_next_runs(tmp_path):
+    """Full sweep; an engine cut short by hand; the rerun fails on it and writes the report of what finished (to
+    summary/partial/, not over the summary rule's outputs); the run after that rebuilds the engine, times it again and
+    writes the full report. Before: "Nothing to be done" in every later run, the report saying FAILED for ever."""
+    workdir = copy_workflow(tmp_path, small_config())
+    snakemake(workdir, "--cores", "2")
+    summary, partial = workdir / "results/summary", workdir / "results/summary/partial"
+    assert (summary / "report.md").exists() and not partial.exists()
+    engine = workdir / ENGINE
+    size = engine.stat().st_size
+    engine.write_bytes(engine.read_bytes()[: size // 2])  # a copy that stopped half way
+
+    failed = snakemake(workdir, "--cores", "2", check=False)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    sentence = (f"{ENGINE} has {size // 2} bytes, but its build wrote {size} (its sidecar's engine_bytes): it was cut "
+                f"short or altered after the build, so it was removed; fix: run the workflow again")
+    assert f"tiny_text benchmark onnxruntime dynamic fp32 latency: {sentence}" in out, out[-3000:]
+    report = (partial / "report.md").read_text()
+    assert "## Failures" in report and sentence in report
+    assert not engine.exists() and not (workdir / BENCH).exists()
+    assert not [p for p in summary.iterdir() if p.is_file() and p.suffix in (".md", ".html", ".csv")]  # no stale summary
+    assert "Nothing to be done" not in snakemake(workdir, "-n", "--cores", "2").stdout
+
+    snakemake(workdir, "--cores", "2")
+    assert engine.stat().st_size == size and (workdir / BENCH).exists()
+    full = (summary / "report.md").read_text()
+    assert "## Failures" not in full and "| tiny_text | ok |" in full and not partial.exists()
+    assert "Nothing to be done" in snakemake(workdir, "-n", "--cores", "2").stdout
+
+    engine.unlink()  # an engine deleted between runs is rebuilt and timed again, not listed from the old CSV
+    rebuilt = snakemake(workdir, "--cores", "2")
+    assert engine.exists() and "engine_onnxruntime" in rebuilt.stdout + rebuilt.stderr

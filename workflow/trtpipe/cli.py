@@ -147,6 +147,11 @@ def cmd_summarize(args) -> None:
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
               args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
               baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
+    import shutil
+
+    from .failures import partial_dir
+
+    shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)  # the report after a failure, now superseded
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 

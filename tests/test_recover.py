@@ -130,3 +130,39 @@ def test_a_sweep_broken_after_it_finished_recovers_on_the_next_runs(tmp_path):
     engine.unlink()  # an engine deleted between runs is rebuilt and timed again, not listed from the old CSV
     rebuilt = snakemake(workdir, "--cores", "2")
     assert engine.exists() and "engine_onnxruntime" in rebuilt.stdout + rebuilt.stderr
+
+
+@pytest.mark.workflow
+def test_ctrl_c_prints_one_line_per_job_and_no_traceback(tmp_path):
+    """Ctrl-C at a terminal sends SIGINT to Snakemake and its jobs (one process group). Before: each trtpipe job printed
+    a 30-line KeyboardInterrupt traceback (torch's import frames). The next run redoes the interrupted job."""
+    workdir = copy_workflow(tmp_path, small_config())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, start_new_session=True)
+    log = workdir / "results/tiny_text/logs/checkpoint.log"  # the first job's log: it is running
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside its imports (torch), where the traceback came from
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert out.count("interrupted (Ctrl-C); nothing was written") == 1, out
+    assert "tiny_text checkpoint: did not finish (interrupted or killed)" in out
+    assert not (workdir / "results/tiny_text/checkpoint.pt").exists() and not list(workdir.rglob("*.tmp"))
+
+
+@pytest.mark.workflow
+def test_a_config_byte_that_is_not_utf8_is_one_sentence_from_snakemake(tmp_path):
+    """config.yaml is read by the Snakefile, which says file, offset, line and fix (before: a 48-line traceback ending
+    in UnicodeDecodeError, naming no file). A --configfile is read by Snakemake itself before any workflow code runs;
+    trtpipe validate-config names the byte there."""
+    workdir = copy_workflow(tmp_path, small_config())
+    (workdir / "config.yaml").write_bytes(LATIN1)
+    proc = snakemake(workdir, "-n", "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out and "UnicodeDecodeError" not in out, out
+    assert ("config.yaml: the byte at offset 13 (line 2, column 6) is 0xe9, which is not UTF-8 (invalid continuation "
+            "byte); fix: save the file as UTF-8") in out

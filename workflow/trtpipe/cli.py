@@ -301,6 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl-C (SIGINT) ends a command with one line, not a traceback: its outputs were never moved into place
+    (io.atomic_path), and its log ends without an error, which the failure read-back calls "did not finish"."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        log.info("interrupted (SIGINT)")
+        print(f"trtpipe {' '.join((sys.argv[1:] if argv is None else argv)[:1])}: interrupted (Ctrl-C); nothing was "
+              f"written", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

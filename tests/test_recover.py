@@ -166,3 +166,47 @@ def test_a_config_byte_that_is_not_utf8_is_one_sentence_from_snakemake(tmp_path)
     assert proc.returncode != 0 and "Traceback" not in out and "UnicodeDecodeError" not in out, out
     assert ("config.yaml: the byte at offset 13 (line 2, column 6) is 0xe9, which is not UTF-8 (invalid continuation "
             "byte); fix: save the file as UTF-8") in out
+
+
+# --- models: a checkpoint that does not fit, factory_kwargs that do not fit -----------------------------------------
+def _spec(factory, checkpoint=None, **kwargs):
+    model = {"factory": factory, "inputs": [{"name": "x", "shape": [8]}], "factory_kwargs": kwargs}
+    if checkpoint:
+        model["checkpoint"] = str(checkpoint)
+    return validate(tiny_config(m=model)).models["m"]
+
+
+def test_a_checkpoint_that_does_not_fit_is_told_what_its_keys_show(repo_cwd, tmp_path):
+    import torch
+
+    from trtpipe.models import build_model
+    from trtpipe.errors import TrtpipeError
+
+    linear = build_model(_spec("tests/data/user_models.py:tiny_linear"), None)
+    cases = {
+        "other.pt": (build_model(_spec("tests/data/user_models.py:tiny_conv"), None).state_dict(),
+                     "the keys name other layers: a checkpoint of another architecture, or of other factory settings; "
+                     "fix: use the factory (and models.m.factory_kwargs) the checkpoint was saved from"),
+        "parallel.pt": (torch.nn.DataParallel(linear).state_dict(),
+                        "the keys are the model's with a prefix 'module.' the checkpoint has (left by DataParallel or "
+                        "DistributedDataParallel); fix: strip it and re-save: "
+                        "torch.save({k.removeprefix('module.'): v for k, v in state.items()}, path)"),
+    }
+    for name, (state, cause) in cases.items():
+        torch.save(state, tmp_path / name)
+        with pytest.raises(TrtpipeError) as info:
+            build_model(_spec("tests/data/user_models.py:tiny_linear", tmp_path / name), tmp_path / name)
+        assert cause in str(info.value), name
+        assert ("DataParallel" in str(info.value)) == (name == "parallel.pt")
+
+
+def test_a_factory_kwargs_typo_names_the_key_and_the_factorys_parameters(repo_cwd):
+    from trtpipe.models import build_model
+    from trtpipe.errors import TrtpipeError
+
+    with pytest.raises(TrtpipeError) as info:
+        build_model(_spec("trtpipe.zoo:tiny_text", vocab_sise=50), None)
+    assert str(info.value) == (
+        "model m: models.m.factory_kwargs = {'vocab_sise': 50} does not fit the factory trtpipe.zoo:tiny_text(vocab_size=1000, "
+        "dim=32, heads=2, max_len=128, num_classes=4): got an unexpected keyword argument 'vocab_sise'; fix: correct or "
+        "remove that key in factory_kwargs.")

@@ -210,3 +210,53 @@ def test_a_factory_kwargs_typo_names_the_key_and_the_factorys_parameters(repo_cw
         "model m: models.m.factory_kwargs = {'vocab_sise': 50} does not fit the factory trtpipe.zoo:tiny_text(vocab_size=1000, "
         "dim=32, heads=2, max_len=128, num_classes=4): got an unexpected keyword argument 'vocab_sise'; fix: correct or "
         "remove that key in factory_kwargs.")
+
+
+def test_calibration_data_with_fewer_samples_than_the_batch_is_said(repo_cwd, tmp_path, caplog):
+    import numpy as np
+
+    from helpers import USER_MODEL
+    from trtpipe.precision import calibration_inputs
+    from trtpipe.report import _calibration_text
+
+    spec = validate(tiny_config(user=USER_MODEL)).models["user"]
+    path = tmp_path / "calib.npz"
+    np.savez(path, features=np.random.default_rng(0).normal(size=(10, 6)), category=np.arange(10) % 5)
+    with caplog.at_level("WARNING"):
+        arrays, source = calibration_inputs(spec, 16, str(path), 32, 0)
+    assert arrays["features"].shape == (16, 6) and source["repeated_to"] == 16
+    assert (f"model user: calibration data {path} has 10 sample(s), fewer than the static batch 16, so they are repeated "
+            f"to fill one batch (the ranges come from 10 sample(s) only); fix: give at least 16 samples") in caplog.text
+    assert _calibration_text(source) == f"{path} (10 samples, REPEATED to fill a batch of 16: fewer samples than the batch)"
+    caplog.clear()
+    _, enough = calibration_inputs(spec, 4, str(path), 32, 0)
+    assert "repeated_to" not in enough and "fewer than the static batch" not in caplog.text
+
+
+# --- the TorchScript exporter: a value frozen by the trace is the cause the check names ----------------------------
+def test_a_value_frozen_by_the_trace_is_named_as_the_cause_of_the_failed_check(repo_cwd, tmp_path):
+    """int(x.shape[0]) under export.exporter: torchscript: the tracer's warning was only in the export's log, and the
+    check (another job) blamed a Reshape or a hard-coded batch. The dynamo export of the same model leaves no note."""
+    from trtpipe.check import check_export
+    from trtpipe.errors import DynamicExportError
+    from trtpipe.export import export_onnx
+    from trtpipe.reference import make_reference
+    from trtpipe.spec import DYNAMIC
+
+    sweep = validate(tiny_config(traced={"factory": "tests/data/user_models.py:traced_batch",
+                                         "inputs": [{"name": "x", "shape": [3, 4, 4]}]}))
+    spec = sweep.models["traced"]
+    make_reference(spec, None, sweep.reference_batches("traced"), tmp_path / "t.npz")
+    line = next(i for i, text in enumerate(Path("tests/data/user_models.py").read_text().splitlines(), 1)
+                if "return self.fc(x.reshape(int(x.shape[0])" in text)
+    for exporter in ("torchscript", "dynamo"):
+        export_onnx(spec, None, DYNAMIC, tmp_path / f"{exporter}.onnx", exporter=exporter)
+        with pytest.raises(DynamicExportError) as info:
+            check_export(tmp_path / f"{exporter}.onnx", spec, tmp_path / "t.npz", DYNAMIC, {"atol": 1e-4, "rtol": 1e-3},
+                         dummy_batch=5)
+        named = (f"requested shape:{{5,-1}}; suspect: Reshape '/Reshape' to constant [5, -1] contains 5 (the traced batch); "
+                 f"cause: the TorchScript trace froze a value at tests/data/user_models.py:{line} (Converting a tensor "
+                 f"to a Python integer might cause the trace to be incorrect), so the graph keeps what it computed for "
+                 f"the traced input; fix: compute it with tensor operations")
+        assert (named in str(info.value)) == (exporter == "torchscript"), str(info.value)
+        assert str(info.value).count("fix:") == 1 and ("usual cause" in str(info.value)) == (exporter == "dynamo")

@@ -260,3 +260,19 @@ def test_a_value_frozen_by_the_trace_is_named_as_the_cause_of_the_failed_check(r
                  f"the traced input; fix: compute it with tensor operations")
         assert (named in str(info.value)) == (exporter == "torchscript"), str(info.value)
         assert str(info.value).count("fix:") == 1 and ("usual cause" in str(info.value)) == (exporter == "dynamo")
+
+
+def test_the_console_names_the_config_used_and_a_failed_summary(tmp_path, capsys):
+    """A run whose summary job failed (everything else done) said "0 job(s) failed", and the suggested command named
+    config.yaml whatever file the run used."""
+    from trtpipe import failures
+
+    sweep = validate({**small_config(), "results": str(tmp_path / "results")}, source="sweeps/gpu.yaml")
+    log = tmp_path / "results/summary/summary.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-12-05 03:00:00,000 ERROR trtpipe: results/summary/plots/x.png: File name too long\n")
+    failures.write_partial_report(sweep, python="/bin/false")  # the report itself cannot be written either
+    err = capsys.readouterr().err
+    assert "trtpipe: 1 job(s) failed or did not finish:" in err
+    assert f"  summary: results/summary/plots/x.png: File name too long (log: {log})" in err
+    assert f"then run: trtpipe summarize --config sweeps/gpu.yaml --out-dir {tmp_path / 'results/summary/partial'}" in err

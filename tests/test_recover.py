@@ -276,3 +276,18 @@ def test_the_console_names_the_config_used_and_a_failed_summary(tmp_path, capsys
     assert "trtpipe: 1 job(s) failed or did not finish:" in err
     assert f"  summary: results/summary/plots/x.png: File name too long (log: {log})" in err
     assert f"then run: trtpipe summarize --config sweeps/gpu.yaml --out-dir {tmp_path / 'results/summary/partial'}" in err
+
+
+def test_a_report_by_hand_of_an_unfinished_sweep_is_kept_out_of_the_summarys_folder(tmp_path, capsys):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({**small_config(), "results": str(tmp_path / "results")}))
+    summary = tmp_path / "results/summary"
+    from trtpipe.failures import expected_jobs
+
+    jobs = len(expected_jobs(load_file(config)))  # none has run: checkpoint to benchmark
+    assert trtpipe_main(["summarize", "--config", str(config), "--out-dir", str(summary)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"trtpipe summarize: error: --out-dir {summary} is where the summary rule writes, and {jobs} job(s) of this sweep are "
+        f"not done: Snakemake would take this report for a finished summary and not rerun them; fix: use --out-dir "
+        f"{summary / 'partial'}.")
+    assert not summary.exists()

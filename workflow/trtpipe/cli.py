@@ -139,9 +139,11 @@ def cmd_summarize(args) -> None:
 
     if args.config:  # whatever finished of this config's sweep, with what failed (trtpipe/failures.py)
         from .config import load_file
-        from .failures import summarize_sweep
+        from .failures import refuse_summary_dir, summarize_sweep
 
-        summarize_sweep(load_file(args.config), args.out_dir)
+        sweep = load_file(args.config)
+        refuse_summary_dir(sweep, args.out_dir)
+        summarize_sweep(sweep, args.out_dir)
         print(f"report: {Path(args.out_dir) / 'report.html'}")
         return
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),

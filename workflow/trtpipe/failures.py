@@ -241,6 +241,21 @@ def summary_outputs(sweep) -> list[Path]:
     return [*(out / n for n in SUMMARY_NAMES), *plots]
 
 
+def refuse_summary_dir(sweep, out_dir: str | Path) -> None:
+    """`trtpipe summarize --config` by hand: a report of a sweep that did not finish must not land among the summary
+    rule's outputs either (see PARTIAL_DIR)."""
+    from .errors import TrtpipeError
+
+    summary = Path(sweep.results, "summary")
+    if Path(out_dir).resolve() != summary.resolve():
+        return
+    unfinished = [o for o in outcomes(sweep) if o.status != "done"]
+    if unfinished:
+        raise TrtpipeError(f"--out-dir {out_dir} is where the summary rule writes, and {len(unfinished)} job(s) of this "
+                           f"sweep are not done: Snakemake would take this report for a finished summary and not "
+                           f"rerun them; fix: use --out-dir {partial_dir(summary)}.")
+
+
 def write_partial_report(sweep, snakemake_log: str | None = None, python: str = sys.executable) -> None:
     """See _write_partial_report; never raises: Snakemake's own failure report and exit status come first."""
     try:

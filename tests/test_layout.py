@@ -113,6 +113,8 @@ def test_the_summary_rule_passes_every_input_to_the_cli(tmp_path):
     from trtpipe import summary_inputs
     from trtpipe.cli import build_parser
 
+    (tmp_path / "base" / "summary").mkdir(parents=True)
+    (tmp_path / "base" / "summary" / "benchmarks.csv").write_text("model\n")  # a baseline must exist
     config = tiny_config(good=TEXT_MODEL)
     config.update(results=str(tmp_path / "results"), objectives={"good": {"min_throughput": 10}},
                   traffic={"good": {"batch": {1: 1}}}, baseline=str(tmp_path / "base"), peak_tflops={"fp32": 1.5})

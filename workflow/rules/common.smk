@@ -200,6 +200,9 @@ def family_code(stage_module, family):
 
 # What the summary reads, built from the sweep as the report written after a failure builds it.
 SUMMARY_INPUTS = SummaryInputs.from_sweep(SWEEP)
+# The engines are deliverables too (rule all asks for them): one deleted between runs is rebuilt, and then timed again.
+ENGINE_FILES = [L.engine_paths(t.model, t.backend, t.variant, t.precision, t.profile)["engine"]
+                for m in SWEEP.models for t in SWEEP.engine_targets(m)]
 PLOTS = [L.plot.format(model=m) for m in SWEEP.models]
 PARETO_PLOTS = [L.pareto_plot.format(model=m) for m in SWEEP.models]
 # With a baseline, the summary compares this sweep against it (trtpipe compare's rule, from the raw timings).

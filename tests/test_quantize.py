@@ -176,7 +176,7 @@ def _bench_and_stats(accept):
 
 
 def test_the_pick_changes_when_the_threshold_changes():
-    from trtpipe import pick
+    from trtpipe.report import pick
 
     bench, stats = _bench_and_stats({"top1_agreement": 0.95})
     loose = pick.pick(pick.candidate_rows(bench, stats, "m"))["pick"]

@@ -7,26 +7,26 @@
 
 rule precision:
     input:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.onnx",
-        reference=f"{R}/{{model}}/reference.npz",
+        onnx=L.simplify.onnx,
+        reference=L.reference.reference,
         calibration=calibration_input,
         sensitivity=sensitivity_input,
     output:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.{{precision}}.onnx",
-        accuracy=f"{R}/{{model}}/accuracy/precision.{{variant}}.{{precision}}.csv",
-        stats=f"{R}/{{model}}/onnx/{{variant}}.sim.{{precision}}.json",
+        onnx=L.precision.onnx,
+        accuracy=L.precision.accuracy,
+        stats=L.precision.stats,
     wildcard_constraints:
-        precision="fp16|bf16|int8|fp8|" + ORT_PRECISION,
+        precision="|".join(REDUCED_PRECISIONS) + "|" + ORT_PRECISION,
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
         quantize=lambda w: quantize_json(w.model, w.precision),
         calibration=lambda w: calibration_arg(w),
-        sensitivity=lambda w: f"--sensitivity {sensitivity_file(w.model)}" if sensitivity_input(w) else "",
+        sensitivity=lambda w: f"--sensitivity {sensitivity_input(w)[0]}" if sensitivity_input(w) else "",
         tolerance=lambda w: tolerance_json(w.precision),
-        code=code("trtpipe.precision", "trtpipe.quantize"),
+        code=code("trtpipe.precision"),
     log:
-        f"{R}/{{model}}/logs/precision.{{variant}}.{{precision}}.log",
+        L.precision.log,
     conda:
         "../../envs/precision.yaml"
     shell:
@@ -39,19 +39,19 @@ rule precision:
 
 rule sensitivity:
     input:
-        onnx=f"{R}/{{model}}/onnx/dynamic.sim.onnx",
+        onnx=L.simplify.partial(variant="dynamic").onnx,
         calibration=calibration_input,
     output:
-        json=sensitivity_file("{model}"),
-        csv=sensitivity_file("{model}", "csv"),
+        json=L.sensitivity.json,
+        csv=L.sensitivity.csv,
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
         quantize=lambda w: quantize_json(w.model, "int8-ort-qdq"),
         calibration=lambda w: calibration_arg(w),
-        code=code("trtpipe.precision", "trtpipe.quantize"),
+        code=code("trtpipe.precision"),
     log:
-        f"{R}/{{model}}/logs/sensitivity.log",
+        L.sensitivity.log,
     conda:
         "../../envs/precision.yaml"
     shell:

@@ -63,12 +63,23 @@ def load_samples(spec: ModelSpec, data_path: str) -> dict[str, np.ndarray]:
     return {k: v[:count] for k, v in arrays.items()}
 
 
-def whole_batches(arrays: dict[str, np.ndarray], batch: int | None) -> dict[str, np.ndarray]:
-    """A static graph calibrates whole batches: cut to a multiple of its batch, or repeat when too few."""
+def whole_batches(arrays: dict[str, np.ndarray], batch: int | None, spec: ModelSpec | None = None,
+                  source: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """A static graph calibrates whole batches: cut to a multiple of its batch, or repeat when too few (said, in the
+    log and in the source's `repeated_to`, never repeated silently)."""
     if not batch:
         return arrays
     count = min(len(a) for a in arrays.values())
     usable = max(batch, count - count % batch)
+    if count < batch and spec is not None and source is not None:
+        source["repeated_to"] = usable
+        from_data = source.get("source") == "data"
+        where = (f"calibration data {source.get('path')} has, after the evaluation samples are put aside," if from_data
+                 else "the random calibration set has")
+        fix = f"models.{spec.name}.calibration_data" if from_data else "precision.calibration_samples"
+        log.warning("model %s: %s %d sample(s), fewer than the static batch %d, so they are repeated to fill one "
+                    "batch (the ranges come from %d sample(s) only); fix: give at least %d samples (a few hundred are "
+                    "usual) in %s.", spec.name, where, count, batch, count, batch, fix)
     index = np.arange(usable) % count
     return {k: v[index] for k, v in arrays.items()}
 
@@ -76,7 +87,7 @@ def whole_batches(arrays: dict[str, np.ndarray], batch: int | None) -> dict[str,
 def calibration_inputs(spec: ModelSpec, batch: int | None, data_path: str | None, samples: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Calibration arrays (batch axis first, a multiple of a static variant's batch) and their provenance."""
     calibration, _, source = split_inputs(spec, data_path, {"calibration_samples": samples}, {}, seed)
-    return whole_batches(calibration, batch), source
+    return whole_batches(calibration, batch, spec, source), source
 
 
 def split_inputs(spec: ModelSpec, data_path: str | None, options: dict[str, Any], quantize_options: dict[str, Any],
@@ -174,7 +185,7 @@ def convert(
             elif made.quantizer == q.ORT:
                 stats["calibration"] = source
                 reference = q.run_all(in_path, evaluation, run_batch)
-                with q.ort_quantizer(in_path, whole_batches(calibration, variant.batch), variant.batch or 8,
+                with q.ort_quantizer(in_path, whole_batches(calibration, variant.batch, spec, source), variant.batch or 8,
                                      tuple(qopt["op_types"])) as quantizer:
                     stats["quantizable_nodes"] = len(quantizer.nodes)
                     if made.mixed:
@@ -188,7 +199,7 @@ def convert(
                 stats["method"] = made.describe()
             else:
                 stats["calibration"] = source
-                _quantize(str(in_path), tmp, precision, whole_batches(calibration, variant.batch), options)
+                _quantize(str(in_path), tmp, precision, whole_batches(calibration, variant.batch, spec, source), options)
                 stats["method"] = f"ModelOpt ONNX PTQ ({options.get('calibration_method', 'max')} calibration)"
             if made.quantizer and source["source"] == "random":
                 stats["warnings"].append(

@@ -103,7 +103,7 @@ def accuracy_plot(rows: pd.DataFrame, accept: dict[str, float], path: str | Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
+    from .render import save_figure
 
     path = Path(path)
     judged = rows[rows["judged"] & rows["speedup"].notna()] if not rows.empty else rows
@@ -122,16 +122,13 @@ def accuracy_plot(rows: pd.DataFrame, accept: dict[str, float], path: str | Path
     ax.grid(True, alpha=0.3)
     if metrics:
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
 def section(doc, model: str, bench: pd.DataFrame, precision_stats: list[dict[str, Any]],
             sensitivity: dict[str, Any] | None, accept: dict[str, float] | None, plots_dir: Path, top: int = 10) -> None:
-    """The report's "Reduced precision: sensitivity and pick" part for one model (nothing without a metric)."""
+    """The report's "Reduced precision: accuracy and the pick" part for one model (nothing without a metric)."""
     rows = candidate_rows(bench, precision_stats, model)
     if rows.empty or not (rows["precision"] != "fp32").any():
         return

@@ -313,7 +313,9 @@ class OrtQuantizer:
         names = [n["node"] for n in self.nodes if n["node"] not in keep_float and (only is None or n["node"] in only)]
         if not names:
             raise TrtpipeError(f"{self.model_path}: no node left to quantize with {recipe_.precision} "
-                               f"({len(self.nodes)} quantizable, {len(keep_float)} kept in float).")
+                               f"({len(self.nodes)} quantizable, {len(keep_float)} kept in float); fix: drop "
+                               f"{recipe_.precision} for this model, or quantize more op types than "
+                               f"{', '.join(self.op_types)} with quantize.op_types.")
         extra = {"MatMulConstBOnly": True}
         try:
             if recipe_.mode == "dyn":

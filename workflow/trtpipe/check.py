@@ -143,7 +143,7 @@ def check_export(
     """
     import onnx
 
-    from .backends.ort_session import RunFailure, run_session, session
+    from .ort_session import RunFailure, run_session, session
 
     graph = onnx.load(str(onnx_path))
     sess = session(str(onnx_path), level="basic")

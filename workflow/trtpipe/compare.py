@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import defaults
 from .errors import TrtpipeError
 from .io import write_csv, write_text
 from .timings import read_timings, timings_path
@@ -42,11 +43,9 @@ log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ["model", "backend", "variant", "precision", "profile", "batch"]
 ENV_COLUMNS = ["device", "backend_version", "driver", "sm_clock_mhz", "git_rev"]
-DEFAULT_ALPHA = 0.01
-DEFAULT_MIN_EFFECT = 0.02
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 0
+# The schema's `compare` section holds them (the report's comparison against `baseline` reads the same).
+DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED = (
+    defaults.value("compare", key) for key in ("alpha", "min_effect", "confidence", "resamples", "seed"))
 UNVERIFIED = "unverified (no raw timings)"
 NOT_COMPARED = "not compared (no raw timings, and no cv or iteration count in the summary)"
 
@@ -519,12 +518,13 @@ def _effect(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`trtpipe compare`'s arguments (the trtpipe CLI parses them with this too), defaults from the schema."""
     parser.add_argument("base", help="the baseline: a results folder or its summary/benchmarks.csv")
     parser.add_argument("new", help="the sweep to judge: a results folder or its summary/benchmarks.csv")
     parser.add_argument("--alpha", type=_probability, default=DEFAULT_ALPHA,
                         help=f"significance level after Holm's correction across rows (default {DEFAULT_ALPHA})")
     parser.add_argument("--min-effect", type=_effect, default=DEFAULT_MIN_EFFECT,
-                        help=f"smallest relative change ever called (default {DEFAULT_MIN_EFFECT}: 2%%)")
+                        help=f"smallest relative change ever called (default {DEFAULT_MIN_EFFECT}: {DEFAULT_MIN_EFFECT * 100:g}%%)")
     parser.add_argument("--out", help="write the Markdown report here (default: print it)")
     parser.add_argument("--csv", help="also write the per-row comparison as CSV")
     return parser

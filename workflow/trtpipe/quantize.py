@@ -137,7 +137,7 @@ def batches(arrays: dict[str, np.ndarray], batch: int) -> Iterator[dict[str, np.
 
 def run_all(path: str | Path, arrays: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
     """Every sample through the ONNX file, `batch` at a time; outputs by name, samples on axis 0."""
-    from .backends.ort_session import OnnxEvaluator
+    from .ort_session import OnnxEvaluator
 
     evaluator = OnnxEvaluator(path)
     names = evaluator.output_names

@@ -260,3 +260,20 @@ def test_dynamic_quantization_reaches_gemm_nodes_rewritten_as_matmul(tmp_path):
     assert "DynamicQuantizeLinear" in ops and stats["quantize_nodes"] > 0 and "top1_agreement" in stats["metric"]["scores"]
     quantized = q.run_all(tmp_path / "gemm.dyn.onnx", {"x": x}, 5)
     assert 0.99 < q.output_cosine(quantized, {"y": same}) < 1.0  # int8, close to fp32
+
+
+def test_the_expected_jobs_put_the_sensitivity_ranking_between_simplify_and_the_candidates():
+    """The failure read-back walks the jobs in order, what a job needs first: a ranking listed before the simplify
+    it reads would count as not run, and every candidate after it with it."""
+    from trtpipe.layout import expected_jobs
+
+    sweep = validate({"batch_sizes": [1], "sweep": {"precisions": ["fp32", "int8-ort-qdq"], "profiles": ["latency"]},
+                      "quantize": {"search": 1},
+                      "models": {"m": {"factory": "trtpipe.zoo:tiny_text", "inputs": [{"name": "x", "shape": [4]}]}}})
+    keys = [j.key for j in expected_jobs(sweep)]
+    sens = keys.index("m|sensitivity|")
+    assert keys.index("m|simplify|dynamic") < sens < keys.index("m|precision|dynamic int8-ort-qdq-minmax-pc-mixed")
+    mixed = next(j for j in expected_jobs(sweep) if j.key == "m|precision|dynamic int8-ort-qdq-minmax-pc-mixed")
+    assert "m|sensitivity|" in mixed.needs and all(k in keys[: keys.index(mixed.key)] for k in mixed.needs)
+    plain = next(j for j in expected_jobs(sweep) if j.key == "m|precision|dynamic int8-ort-qdq")
+    assert "m|sensitivity|" not in plain.needs

@@ -180,15 +180,14 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(_job(layout.checkpoint, m, ""))
         ref = f"{m}|reference|"
         jobs.append(_job(layout.reference, m, "", ckpt))
-        sens = ()
-        if sweep.needs_sensitivity(m):  # on the dynamic variant's simplified ONNX
-            sens = (f"{m}|sensitivity|",)
-            jobs.append(_job(layout.sensitivity, m, "", (f"{m}|simplify|dynamic",)))
+        sens = (f"{m}|sensitivity|",) if sweep.needs_sensitivity(m) else ()
         for variant in sweep.variants(m):
             v = str(variant)
             jobs.append(_job(layout.export, m, v, ckpt, variant=v))
             jobs.append(_job(layout.check_export, m, v, (f"{m}|export|{v}", ref), variant=v))
             jobs.append(_job(layout.simplify, m, v, (f"{m}|export|{v}", f"{m}|check_export|{v}", ref), variant=v))
+            if variant.is_dynamic and sens:  # ranks the dynamic variant's nodes; after what it needs, as every job
+                jobs.append(_job(layout.sensitivity, m, "", (f"{m}|simplify|{v}",)))
             for p in sweep.precision_onnx_needed(m, variant):
                 needs = (f"{m}|simplify|{v}", ref, *(sens if p.endswith("-mixed") else ()))
                 jobs.append(_job(layout.precision, m, f"{v} {p}", needs, variant=v, precision=p))

@@ -87,6 +87,7 @@ class Sweep:
         self.compare = raw["compare"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
+        self.scheduling = raw["scheduling"]
         self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
         for p, t in DEFAULT_TOLERANCES.items():
             self.tolerances.setdefault(p, dict(t))

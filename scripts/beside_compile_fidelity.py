@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--models", required=True, help="comma-separated models of those engines to time")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--min-duration", type=float, default=1.0, help="seconds each timing lasts at least")
     parser.add_argument("--workers", type=int, default=0, help="compile workers (0: build cores // compile threads)")
     parser.add_argument("--compile-threads", type=int, default=2)
     parser.add_argument("--timing-cores", type=int, default=1)
@@ -144,7 +145,7 @@ def measure(args, build, timing, workers, signal_workers) -> int:
     if missing:
         print(f"no engine for {missing} in {args.engines}", file=sys.stderr)
         return 2
-    settings = TimingSettings(warmup_s=0.2, min_duration_s=1.0, min_iterations=50)
+    settings = TimingSettings(warmup_s=0.2, min_duration_s=args.min_duration, min_iterations=50)
     batches = [int(b) for b in args.batches.split(",")]
     runners = {}
     signal_workers(signal.SIGSTOP)  # load alone (the engines trace once)

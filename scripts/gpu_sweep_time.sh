@@ -30,7 +30,8 @@ for phase in "$@"; do
     rerun) sweep rerun results-st-after torch_cache_after SET="benchmark.min_duration_s=0.5" ;;
     beside)
       BESIDE_ENGINES="${BESIDE_RESULTS:-results-st-after}/*/engines/torch_compile_graph/dynamic.fp16.dynamic.torch" \
-        BESIDE_MODELS="${BESIDE_MODELS:-resnext50_32x4d,mnasnet1_0,swin_t}" scripts/gpu_run.sh beside || status=1 ;;
+        BESIDE_MODELS="${BESIDE_MODELS:-resnext50_32x4d,mnasnet1_0,swin_t}" BESIDE_ARGS="--rounds 4 --min-duration 0.5" \
+        scripts/gpu_run.sh beside || status=1 ;;
     *) echo "unknown phase $phase"; exit 2 ;;
   esac
 done

@@ -158,11 +158,11 @@ def _compile_cost(model):
     """(expected seconds, source) of the model's costliest torch.compile build in this sweep (trtpipe.schedule)."""
     if model not in _COSTS:
         targets = [t for t in ENGINE_TARGETS if t.model == model and registry.get(t.backend).compiles]
-        costs = [schedule.build_cost(SWEEP.models[model], f"{R}/{model}/engines/{t.backend}", t.stem) for t in targets]
+        costs = [schedule.build_cost(f"{R}/{model}/engines/{t.backend}", t.stem) for t in targets]
         _COSTS[model] = max(costs, default=(0.0, ""))
-        if costs and workflow.is_main_process:
-            print(f"trtpipe: {model}: torch.compile build expected to take ~{_COSTS[model][0]:.0f} s "
-                  f"({_COSTS[model][1]}); the costliest start first", file=sys.stderr)
+        if _COSTS[model][1] == "recorded" and workflow.is_main_process:
+            print(f"trtpipe: {model}: its torch.compile build took {_COSTS[model][0]:.0f} s last time; the costliest "
+                  f"start first", file=sys.stderr)
     return _COSTS[model]
 
 
@@ -179,8 +179,7 @@ def engine_priority(w):
     """A torch.compile build, and the benchmark timing it, get its expected seconds; other engines none."""
     if not (workflow.is_main_process and registry.get(w.backend).compiles):
         return 0
-    return round(schedule.build_cost(SWEEP.models[w.model], f"{R}/{w.model}/engines/{w.backend}",
-                                     f"{w.variant}.{w.precision}.{w.profile}")[0], 1)
+    return round(schedule.build_cost(f"{R}/{w.model}/engines/{w.backend}", f"{w.variant}.{w.precision}.{w.profile}")[0], 1)
 
 
 def bench_units(w):

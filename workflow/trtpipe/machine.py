@@ -23,8 +23,8 @@ affinity, inherited by its thread pools and Inductor's compile workers), torch.c
 a claim (compiling is CPU work), and a GPU timing takes only its GPU and the cores kept for it: it runs beside
 that work instead of waiting for the machine to be quiet. Work that may run on every core (a CPU benchmark while
 it loads, a command run by hand) holds `wide.lock` shared, which such a timing takes exclusively. CPU timings
-still hold the whole machine. On the H200 a GPU timing beside a confined compile stayed within 3% of the same
-timing alone (docs/gpu/sweep_time/).
+still hold the whole machine. It is off by default: on the H200, torch timings beside seven confined compiles read
+20-89% slower than alone in 4 of 6 cases (docs/gpu/sweep_time/), far outside 3%.
 """
 
 from __future__ import annotations

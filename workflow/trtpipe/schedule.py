@@ -1,37 +1,31 @@
 """How a sweep shares the machine: which builds start first, how many torch.compile builds run at once and on how
-many cores, and which cores are kept for GPU timings. Nothing here changes what a job builds or measures, so
-none of it is in a rule's params (a new machine or --cores reruns nothing).
+many cores, and whether GPU timings keep cores of their own. Nothing here changes what a job builds or measures,
+so none of it is in a rule's params (a new machine or --cores reruns nothing).
 
-On the H200 a sweep of seven real architectures spent its wall time on one chain: six torch.compile builds
-started together beside everything else, each with one Inductor worker, took 48-323 s, and every torch timing
-waited for the last of them (434 s in all; docs/gpu/sweep_time/). So:
+Measured on the H200 (docs/gpu/sweep_time/, seven real architectures and a hard-coded batch): one Inductor
+worker per compile made swin_t's build the critical path (147 s of a 238 s sweep); two workers each brought it
+to 105-114 s and the sweep to 219 s with every timing alone.
 
 - The costliest compile starts first: the engine job, and the checkpoint and reference jobs it needs, get a
-  Snakemake priority equal to the build's expected seconds. An earlier build's recorded seconds (its sidecar)
-  are the estimate when there is one; otherwise the model's size in layers (leaf modules, counted on the meta
-  device, so nothing is allocated), which is what Inductor's time grows with (its graph and kernel count),
-  unlike parameters or FLOPs (VGG has many parameters and few layers).
+  Snakemake priority equal to the build's expected seconds, an earlier build's recorded seconds (its sidecar;
+  none on a first sweep). A model's size in layers was tried as an estimate and dropped: counting them on the
+  meta device added 15 s to the sweep's start, and it ranked swin_t (110 layers, 90-133 s of compile) below
+  mnasnet1_0 (140 layers, 44-49 s).
 - The compiles share the build cores: each gets `threads` cores and as many Inductor compile workers, and the
   `compile` resource bounds how many run at once (cores // threads).
-- GPU timings keep `scheduling.timing_cores` cores of their own: every other job is confined to the rest (CPU
-  affinity, trtpipe.machine), so a GPU timing need not wait for builds to finish.
+- GPU timings may keep `scheduling.timing_cores` cores of their own (off by default): every other job is then
+  confined to the rest (CPU affinity, trtpipe.machine), so a GPU timing need not wait for builds. On the H200 the
+  same timing beside confined compiles read 20-89% slower in 4 of 6 cases, so by default timings wait for a
+  quiet machine.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
-from .spec import ModelSpec
-
-log = logging.getLogger(__name__)
-
-# Seconds of torch.compile per leaf module, for ordering builds that have never run (an earlier build's recorded
-# seconds win); measured on the H200 (docs/gpu/sweep_time/): only the order of estimates matters.
-SECONDS_PER_LAYER = 0.3
-MIN_COMPILE_THREADS = 2  # Inductor's main process plus one worker: fewer is the serial compile that took 323 s
+MIN_COMPILE_THREADS = 2  # one Inductor worker compiles serially: swin_t's build took 147 s with one, 105-114 s with two
 
 
 def recorded_build_seconds(engine_dir: str | Path, stem: str | None = None) -> float | None:
@@ -51,35 +45,10 @@ def recorded_build_seconds(engine_dir: str | Path, stem: str | None = None) -> f
     return max(seconds) if seconds else None
 
 
-def layer_count(spec: ModelSpec) -> int | None:
-    """Leaf modules of the factory's model built on the meta device (no memory, no weights), leaving out those
-    that do nothing at inference (dropout, identity); None when it cannot be built that way (a TorchScript or
-    exported checkpoint, a factory that needs real tensors)."""
-    if not spec.factory:
-        return None
-    try:
-        import torch
-
-        from .models import resolve_factory
-
-        with torch.device("meta"):
-            model = resolve_factory(spec.factory)(**spec.factory_kwargs)
-        idle = (torch.nn.Dropout, torch.nn.Identity)
-        return sum(1 for m in model.modules() if not any(True for _ in m.children()) and not isinstance(m, idle))
-    except Exception as exc:  # an estimate only: a factory that cannot build on meta gets none
-        log.info("model %s: no layer count for scheduling (%s)", spec.name, exc)
-        return None
-
-
-def build_cost(spec: ModelSpec, engine_dir: str | Path, stem: str | None = None) -> tuple[float, str]:
-    """(expected seconds of a torch.compile build, where the figure comes from)."""
+def build_cost(engine_dir: str | Path, stem: str | None = None) -> tuple[float, str]:
+    """(expected seconds of a torch.compile build, where the figure comes from): an earlier build's, or none."""
     recorded = recorded_build_seconds(engine_dir, stem)
-    if recorded is not None:
-        return recorded, "recorded"
-    layers = layer_count(spec)
-    if layers is not None:
-        return layers * SECONDS_PER_LAYER, f"{layers} layers"
-    return 0.0, "unknown"
+    return (recorded, "recorded") if recorded is not None else (0.0, "no earlier build")
 
 
 def build_cores(cores: int, timing_cores: int) -> int:

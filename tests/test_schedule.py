@@ -34,10 +34,10 @@ def test_an_earlier_builds_recorded_seconds_are_the_estimate(tmp_path):
     (tmp_path / "dynamic.fp16.dynamic.json").write_text(json.dumps({"build_seconds_total": 80.5}))
     (tmp_path / "dynamic.fp32.dynamic.json").write_text(json.dumps({"build_seconds_total": 120.0}))
     (tmp_path / "broken.json").write_text("{")
-    assert schedule.build_cost(tmp_path, "dynamic.fp16.dynamic") == (80.5, "recorded")
+    assert schedule.build_cost(tmp_path / "dynamic.fp16.dynamic.json") == (80.5, "recorded")
     # no sidecar of this engine: the longest of the model's other builds on this backend
-    assert schedule.build_cost(tmp_path, "static-b1.fp16.static") == (120.0, "recorded")
-    assert schedule.build_cost(tmp_path / "never-built", "dynamic.fp16.dynamic") == (0.0, "no earlier build")
+    assert schedule.build_cost(tmp_path / "static-b1.fp16.static.json") == (120.0, "recorded")
+    assert schedule.build_cost(tmp_path / "never-built" / "dynamic.fp16.dynamic.json") == (0.0, "no earlier build")
 
 
 def _jobs(text):

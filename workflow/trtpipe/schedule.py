@@ -28,12 +28,11 @@ from pathlib import Path
 MIN_COMPILE_THREADS = 2  # one Inductor worker compiles serially: swin_t's build took 147 s with one, 105-114 s with two
 
 
-def recorded_build_seconds(engine_dir: str | Path, stem: str | None = None) -> float | None:
-    """An earlier build's seconds from its sidecar: this engine's, else the longest of the folder's engines."""
-    folder = Path(engine_dir)
-    paths = [folder / f"{stem}.json"] if stem else []
-    if not (paths and paths[0].exists()):
-        paths = sorted(folder.glob("*.json"))
+def recorded_build_seconds(sidecar: str | Path) -> float | None:
+    """An earlier build's seconds from its sidecar: this engine's, else the longest of its folder's engines (the
+    model's other builds on this backend)."""
+    sidecar = Path(sidecar)
+    paths = [sidecar] if sidecar.exists() else sorted(sidecar.parent.glob("*.json"))
     seconds = []
     for path in paths:
         try:
@@ -45,9 +44,9 @@ def recorded_build_seconds(engine_dir: str | Path, stem: str | None = None) -> f
     return max(seconds) if seconds else None
 
 
-def build_cost(engine_dir: str | Path, stem: str | None = None) -> tuple[float, str]:
+def build_cost(sidecar: str | Path) -> tuple[float, str]:
     """(expected seconds of a torch.compile build, where the figure comes from): an earlier build's, or none."""
-    recorded = recorded_build_seconds(engine_dir, stem)
+    recorded = recorded_build_seconds(sidecar)
     return (recorded, "recorded") if recorded is not None else (0.0, "no earlier build")
 
 

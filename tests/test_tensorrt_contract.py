@@ -588,7 +588,7 @@ def test_trtexec_of_another_tensorrt_is_not_run_and_the_row_says_why(trt, models
                              profile_name="small", backend_options=OPTIONS)
     row = frame.iloc[0]
     assert np.isnan(row["trtexec_compute_ms_median"]) and not runs.exists()  # only --help ran, which logs no run
-    assert f"no trtexec cross-check: " in row["warnings"] and f"is TensorRT {other} and the engine TensorRT " \
+    assert "no trtexec cross-check: " in row["warnings"] and f"is TensorRT {other} and the engine TensorRT " \
         f"{trt.__version__}" in row["warnings"]
 
 

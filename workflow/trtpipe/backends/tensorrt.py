@@ -281,7 +281,8 @@ def trtexec_version(exe: str) -> str | None:
 
 def same_release(a: str, b: str) -> bool:
     """Major.minor.patch agree (the Python module says e.g. 10.13.0.35, trtexec's banner 10.13.0): an engine only
-    deserializes in the TensorRT that built it [T11]."""
+    deserializes in the TensorRT that built it, unless built VERSION_COMPATIBLE (NvInfer.h release/10.13:8903-8908),
+    which trtpipe does not set."""
     return a.split(".")[:3] == b.split(".")[:3]
 
 

@@ -87,6 +87,7 @@ def test_the_acceptance_script_reports_every_check_and_fails_on_a_planted_build_
     proc = subprocess.run([sys.executable, "scripts/acceptance_tensorrt.py", "--cores", "2", "--config", str(config)],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     lines = [line for line in proc.stdout.splitlines() if line.split(" ", 1)[0] in ("PASS", "FAIL", "SKIP")]
+    print("\n".join(lines + [proc.stdout.rstrip().splitlines()[-1], f"exit status {proc.returncode}"]))  # pytest -rP
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     failed = [line for line in lines if line.startswith("FAIL job: tiny_text engine")]
     assert len(failed) == 1 and "static-b1.int8.static" in failed[0] and "could not build the engine" in failed[0]

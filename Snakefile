@@ -35,7 +35,7 @@ except ConfigError as exc:
 # said once, at DAG time, before anything runs; the report says it again. Jobs started by an executor parse
 # this file too, hence the main-process check.
 if workflow.is_main_process:
-    for note in trtpipe_failures.skipped_notes(SWEEP):
+    for note in [*trtpipe_failures.skipped_notes(SWEEP), *SWEEP.unbenchmarked_notes()]:
         print(f"trtpipe: {note}", file=sys.stderr)
 
 
@@ -52,18 +52,19 @@ include: "workflow/rules/summary.smk"
 rule all:
     input:
         SUMMARY_FILES,
+        ENGINE_FILES,
     default_target: True
 
 
 onsuccess:
-    print(f"\ntrtpipe: done. Report: {Path(SWEEP.results, 'summary', 'report.html').resolve()}")
+    print(f"\ntrtpipe: done. Report: {Path(L.summary.html).resolve()}")
 
 
 # One failed job must not cost the report of everything else. Snakemake cannot run the summary rule once an
 # input of it failed, but it calls `onerror` once the run has failed, after --keep-going has run all it could
 # (and after a Ctrl-C). The handler lists the failures with their sentences and writes the report over what
 # finished, with a Failures section (model, stage, engine, sentence, log), to results/summary; the run still
-# exits non-zero. It reads the failures back from the files (the expected jobs' outputs and logs,
+# exits non-zero. It reads the failures back from the files (the outputs and logs of the layout's expected jobs,
 # trtpipe/failures.py) rather than from Snakemake's internals or extra per-job status files: a failed trtpipe
 # job always leaves its sentence in its log, and `trtpipe summarize --config` does the same by hand.
 onerror:

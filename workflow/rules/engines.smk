@@ -7,17 +7,18 @@
 
 for _family, _members in registry.rules().items():
     _first = _members[0]
+    _out = L.engine.partial(suffix=_first.engine_suffix)
 
     rule:
         name:
             f"engine_{_family}"
         input:
             source=engine_source_input,
-            reference=f"{R}/{{model}}/reference.npz",
+            reference=L.reference.reference,
         output:
-            engine=f"{R}/{{model}}/engines/{{backend}}/{{variant}}.{{precision}}.{{profile}}.{_first.engine_suffix}",
-            sidecar=f"{R}/{{model}}/engines/{{backend}}/{{variant}}.{{precision}}.{{profile}}.json",
-            accuracy=f"{R}/{{model}}/accuracy/engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.csv",
+            engine=_out.engine,
+            sidecar=_out.sidecar,
+            accuracy=_out.accuracy,
         wildcard_constraints:
             backend="|".join(re.escape(b.name) for b in _members),
         params:
@@ -29,14 +30,14 @@ for _family, _members in registry.rules().items():
             tolerance=lambda w: tolerance_json(w.precision),
             code=family_code("trtpipe.engine", _members),
         log:
-            f"{R}/{{model}}/logs/engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+            _out.log,
         group:
             engine_group
         threads: engine_threads
         resources:
             gpu=build_gpu_units,
         conda:
-            f"../../envs/{_first.conda_env}"
+            f"../../envs/{_first.env_file}"
         shell:
             "trtpipe build-engine --backend {wildcards.backend} --model-spec {params.spec:q} --source {params.source}"
             " --variant {wildcards.variant} --precision {wildcards.precision} --profiles {params.profiles:q}"

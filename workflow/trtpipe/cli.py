@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import summary_inputs
 from .errors import TrtpipeError
 
 log = logging.getLogger("trtpipe")
@@ -135,18 +136,22 @@ def cmd_compare(args) -> int:
 
 
 def cmd_summarize(args) -> None:
-    from .report import summarize
-
     if args.config:  # whatever finished of this config's sweep, with what failed (trtpipe/failures.py)
         from .config import load_file
-        from .failures import summarize_sweep
+        from .failures import refuse_summary_dir, summarize_sweep
 
-        summarize_sweep(load_file(args.config), args.out_dir)
-        print(f"report: {Path(args.out_dir) / 'report.html'}")
-        return
-    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
-              args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
-              baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
+        sweep = load_file(args.config)
+        refuse_summary_dir(sweep, args.out_dir)
+        summarize_sweep(sweep, args.out_dir)
+    else:
+        import shutil
+
+        from .failures import partial_dir
+        from .report.summary import write_summary
+        from .summary_inputs import from_args
+
+        write_summary(from_args(args), args.out_dir)
+        shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)  # the report after a failure, now superseded
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -166,13 +171,12 @@ def _gpu_for(args):
     import contextlib
 
     from .backends import registry
-    from .defaults import with_defaults
     from .gpu import claim_gpu
 
     if args.command not in ("build-engine", "benchmark"):
         return contextlib.nullcontext()
     backend = registry.get(args.backend)
-    options = with_defaults(backend.section, json.loads(args.options if args.command == "build-engine" else args.backend_options))
+    options = backend.with_defaults(json.loads(args.options if args.command == "build-engine" else args.backend_options))
     if not backend.needs_gpu(options):
         return contextlib.nullcontext()
     return claim_gpu(shared=args.command == "benchmark" or backend.build_shares_gpu(options))
@@ -184,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trtpipe", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name, fn, help_text, model=True):
-        p = sub.add_parser(name, help=help_text)
+    def command(name, fn, help_text, model=True, add_help=True):
+        p = sub.add_parser(name, help=help_text, add_help=add_help)
         p.set_defaults(fn=fn)
         p.add_argument("--log", help="append progress to this file (default: stderr)")
         if model:
@@ -269,34 +273,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--timings-out", help="per-iteration timings (.timings.npz); default beside --out")
 
-    p = command("compare", cmd_compare, "compare two sweeps row by row: regression, improvement or noise", model=False)
-    p.add_argument("base", help="the baseline: a results folder or its summary/benchmarks.csv")
-    p.add_argument("new", help="the sweep to judge: a results folder or its summary/benchmarks.csv")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level after Holm's correction across rows")
-    p.add_argument("--min-effect", type=float, default=0.02, help="smallest relative change ever called (0.02: 2%%)")
-    p.add_argument("--out", help="write the Markdown report here (default: print it)")
-    p.add_argument("--csv", help="also write the per-row comparison as CSV")
+    # compare's own arguments are declared once, in trtpipe.compare (which imports pandas: only when it runs, see main)
+    command("compare", cmd_compare, "compare two sweeps row by row: regression, improvement or noise", model=False,
+            add_help=False)
 
     p = command("summarize", cmd_summarize, "summary CSVs, plots and report", model=False)
-    p.add_argument("--bench", nargs="*", default=[])
-    p.add_argument("--accuracy", nargs="*", default=[])
-    p.add_argument("--simplify-stats", nargs="*", default=[])
-    p.add_argument("--precision-stats", nargs="*", default=[])
-    p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
-    p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
-    p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
+    summary_inputs.add_arguments(p)
     p.add_argument("--config", help="summarise whatever finished of this config's sweep and list what failed "
-                                     "(instead of the file lists above)")
-    p.add_argument("--objectives", default="{}", help='JSON {model: {"p99_latency_ms": ..., "min_throughput": ...}}')
-    p.add_argument("--traffic", default="{}", help='JSON {model: {"batch": {size: weight}}}')
-    p.add_argument("--baseline", help="an earlier sweep (results folder or summary/benchmarks.csv) to compare against")
-    p.add_argument("--compare-settings", default="{}", help='JSON {"alpha": ..., "min_effect": ...}')
+                                     "(instead of the inputs above)")
     p.add_argument("--out-dir", required=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Ctrl-C (SIGINT) ends a command with one line, not a traceback: its outputs were never moved into place
+    (io.atomic_path), and its log ends without an error, which the failure read-back calls "did not finish"."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        log.info("interrupted (SIGINT)")
+        print(f"trtpipe {' '.join((sys.argv[1:] if argv is None else argv)[:1])}: interrupted (Ctrl-C); nothing was "
+              f"written", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "compare":
+        from .compare import add_arguments
+
+        add_arguments(argparse.ArgumentParser(prog="trtpipe compare")).parse_args(rest, namespace=args)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)

@@ -34,19 +34,21 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import defaults
 from .errors import TrtpipeError
 from .io import write_csv, write_text
-from .timings import read_timings, timings_path
+from .layout import Layout
+from .report import columns as C
+from .report.render import engine_label, markdown_table
+from .timings import read_timings
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ["model", "backend", "variant", "precision", "profile", "batch"]
-ENV_COLUMNS = ["device", "backend_version", "driver", "sm_clock_mhz", "git_rev"]
-DEFAULT_ALPHA = 0.01
-DEFAULT_MIN_EFFECT = 0.02
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 0
+KEY_COLUMNS = C.ROW_KEYS
+ENV_COLUMNS = [C.DEVICE, "backend_version", "driver", "sm_clock_mhz", C.GIT_REV]
+# The schema's `compare` section holds them (the report's comparison against `baseline` reads the same).
+DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED = (
+    defaults.value("compare", key) for key in ("alpha", "min_effect", "confidence", "resamples", "seed"))
 UNVERIFIED = "unverified (no raw timings)"
 NOT_COMPARED = "not compared (no raw timings, and no cv or iteration count in the summary)"
 
@@ -56,21 +58,6 @@ class CompareInputError(TrtpipeError):
 
 
 # --- statistics --------------------------------------------------------------------------------------------
-def average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based ranks with ties given their average rank, and the size of every tie group (for the correction)."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts_group = np.r_[True, ordered[1:] != ordered[:-1]]
-    group = np.cumsum(starts_group) - 1
-    starts = np.flatnonzero(starts_group)
-    sizes = np.diff(np.r_[starts, values.size])
-    average = starts + (sizes + 1) / 2.0
-    ranks = np.empty(values.size)
-    ranks[order] = average[group]
-    return ranks, sizes
-
-
 @dataclass(frozen=True)
 class MannWhitney:
     u: float  # U of the first sample: how many (x, y) pairs have x > y, ties counting one half
@@ -79,25 +66,22 @@ class MannWhitney:
 
 
 def mann_whitney(x: np.ndarray, y: np.ndarray) -> MannWhitney:
-    """Two-sided Mann-Whitney U test, normal approximation with tie and continuity correction.
+    """Two-sided Mann-Whitney U test, normal approximation with tie and continuity correction (SciPy's
+    mannwhitneyu, method="asymptotic"; R's wilcox.test(exact=FALSE) computes the same).
 
     Timings are skewed and heavy-tailed, so a rank test rather than a t-test; with the 20 or more
-    iterations every benchmark row has, the normal approximation is adequate (R's wilcox.test(exact=FALSE)
-    and SciPy's method="asymptotic" compute the same).
+    iterations every benchmark row has, the normal approximation is adequate.
     """
+    from scipy import stats
+
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n1, n2 = x.size, y.size
-    if n1 == 0 or n2 == 0:
+    if x.size == 0 or y.size == 0:
         return MannWhitney(math.nan, math.nan, math.nan)
-    n = n1 + n2
-    ranks, ties = average_ranks(np.concatenate([x, y]))
-    u = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
-    tie_term = float((ties.astype(float) ** 3 - ties).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term)
-    if variance <= 0:  # every value identical: no evidence of a difference
-        return MannWhitney(u, 0.0, 1.0)
-    z = max(abs(u - n1 * n2 / 2.0) - 0.5, 0.0) / math.sqrt(variance)
-    return MannWhitney(u, z, min(1.0, math.erfc(z / math.sqrt(2.0))))
+    result = stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    if np.ptp(np.concatenate([x, y])) == 0:  # every value identical: no evidence of a difference (SciPy: p NaN)
+        return MannWhitney(float(result.statistic), 0.0, 1.0)
+    p = float(result.pvalue)
+    return MannWhitney(float(result.statistic), float(stats.norm.isf(p / 2.0)), p)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -141,7 +125,9 @@ def bootstrap_medians(values: np.ndarray, resamples: int, rng: np.random.Generat
 
 def ratio_interval(base: np.ndarray, new: np.ndarray, confidence: float, resamples: int,
                    rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile bootstrap CI of median(new) / median(base), the two sides resampled independently."""
+    """Percentile bootstrap CI of median(new) / median(base), the two sides resampled independently: what SciPy's
+    stats.bootstrap(method="percentile") computes (tests/test_compare.py holds the two side by side), without
+    building the resamples, which costs SciPy 10 s for one 20,000-iteration row (docs/measurements.md)."""
     ratios = bootstrap_medians(new, resamples, rng) / bootstrap_medians(base, resamples, rng)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(ratios, [tail, 1.0 - tail])
@@ -179,7 +165,7 @@ def verdict(ci_low: float, ci_high: float, p_adjusted: float, alpha: float, min_
 
 # --- inputs --------------------------------------------------------------------------------------------------
 @dataclass
-class Sweep:
+class Side:
     """One side of a comparison: its summary table and the results folder holding its raw timings."""
 
     table: pd.DataFrame
@@ -189,13 +175,13 @@ class Sweep:
 
     def timings(self, row: pd.Series) -> tuple[dict[str, np.ndarray] | None, str]:
         """The row's per-iteration arrays by metric, or None and why not."""
-        engine = tuple(str(row[k]) for k in ("model", "backend", "variant", "precision", "profile"))
+        engine = tuple(str(row[k]) for k in C.ENGINE_KEYS)
         if engine not in self._cache:
             self._cache[engine] = self._read_engine(*engine)
         per_batch, why = self._cache[engine]
         if per_batch is None:
             return None, why
-        batch = int(row["batch"])
+        batch = int(row[C.BATCH])
         if batch not in per_batch:
             return None, f"{why} has no batch {batch}"
         return per_batch[batch], why
@@ -203,7 +189,7 @@ class Sweep:
     def _read_engine(self, model: str, backend: str, variant: str, precision: str, profile: str) -> tuple[dict | None, str]:
         if self.results_dir is None:
             return None, "no results folder"
-        path = timings_path(self.results_dir / model / "bench" / backend / f"{variant}.{precision}.{profile}.csv")
+        path = Path(Layout(self.results_dir).bench_paths(model, backend, variant, precision, profile)["timings"])
         if not path.is_file():
             return None, f"no {path}"
         try:
@@ -212,7 +198,7 @@ class Sweep:
             return None, f"unreadable {path} ({type(exc).__name__}: {exc})"
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path) -> Side:
     """A results folder (RESULTS/summary/benchmarks.csv, raw timings under RESULTS/{model}/bench/) or a
     benchmarks.csv (raw timings looked up two folders up, where a summary's results folder is)."""
     path = Path(path)
@@ -231,7 +217,7 @@ def load_sweep(path: str | Path) -> Sweep:
         table = pd.read_csv(csv)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CompareInputError(f"cannot read {csv} ({exc}); fix: pass a benchmarks.csv written by trtpipe's summary.") from exc
-    missing = [c for c in KEY_COLUMNS + ["latency_ms_median"] if c not in table.columns]
+    missing = [c for c in KEY_COLUMNS + [C.LATENCY_MEDIAN] if c not in table.columns]
     if missing:
         raise CompareInputError(
             f"{csv} lacks the column(s) {', '.join(missing)}; fix: pass a benchmarks.csv written by trtpipe's summary.")
@@ -239,7 +225,7 @@ def load_sweep(path: str | Path) -> Sweep:
     for column in KEY_COLUMNS[:-1]:
         table[column] = table[column].astype(str)
     try:
-        table["batch"] = table["batch"].astype(int)
+        table[C.BATCH] = table[C.BATCH].astype(int)
     except (TypeError, ValueError) as exc:
         raise CompareInputError(
             f"{csv} has a non-integer batch ({exc}); fix: pass a benchmarks.csv written by trtpipe's summary.") from exc
@@ -247,7 +233,7 @@ def load_sweep(path: str | Path) -> Sweep:
     if duplicated.any():
         log.warning("%s: %d duplicate row(s) by %s; the first of each is compared", csv, int(duplicated.sum()), KEY_COLUMNS)
         table = table[~duplicated]
-    return Sweep(table.reset_index(drop=True), csv, results_dir if results_dir.is_dir() else None)
+    return Side(table.reset_index(drop=True), csv, results_dir if results_dir.is_dir() else None)
 
 
 # --- the comparison ------------------------------------------------------------------------------------------
@@ -312,12 +298,12 @@ def _raw_samples(base: dict[str, np.ndarray] | None, new: dict[str, np.ndarray] 
 
 def _summary_metric(b: pd.Series, n: pd.Series) -> tuple[str, str, str]:
     """(metric, median column, cv column): GPU compute time where both rows have it."""
-    if all(_finite(r.get("compute_ms_median")) and _finite(r.get("compute_cv")) for r in (b, n)):
-        return "compute_ms", "compute_ms_median", "compute_cv"
-    return "latency_ms", "latency_ms_median", "cv"
+    if all(_finite(r.get(C.COMPUTE_MEDIAN)) and _finite(r.get(C.COMPUTE_CV)) for r in (b, n)):
+        return "compute_ms", C.COMPUTE_MEDIAN, C.COMPUTE_CV
+    return "latency_ms", C.LATENCY_MEDIAN, C.CV
 
 
-def _compare_row(key: tuple, b: pd.Series, n: pd.Series, base: Sweep, new: Sweep, confidence: float, resamples: int,
+def _compare_row(key: tuple, b: pd.Series, n: pd.Series, base: Side, new: Side, confidence: float, resamples: int,
                  seed: int) -> dict:
     raw_b, where_b = base.timings(b)
     raw_n, where_n = new.timings(n)
@@ -355,7 +341,7 @@ def _env_values(table: pd.DataFrame, column: str) -> set[str]:
             continue
         text = f"{value:g}" if isinstance(value, float) else str(value)
         # A version alone is ambiguous across backends: say whose it is.
-        values.add(f"{row['backend']} {text}" if column == "backend_version" else text)
+        values.add(f"{row[C.BACKEND]} {text}" if column == "backend_version" else text)
     return values
 
 
@@ -370,12 +356,12 @@ def environment_differences(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
 
 
 def _unmatched(table: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
-    columns = KEY_COLUMNS + [c for c in ("latency_ms_median", "compute_ms_median") if c in table.columns]
+    columns = KEY_COLUMNS + [c for c in (C.LATENCY_MEDIAN, C.COMPUTE_MEDIAN) if c in table.columns]
     mask = [tuple(r) in keys for r in table[KEY_COLUMNS].itertuples(index=False)]
     return table.loc[mask, columns].reset_index(drop=True)
 
 
-def compare(base: str | Path | Sweep, new: str | Path | Sweep, alpha: float = DEFAULT_ALPHA,
+def compare(base: str | Path | Side, new: str | Path | Side, alpha: float = DEFAULT_ALPHA,
             min_effect: float = DEFAULT_MIN_EFFECT, confidence: float = DEFAULT_CONFIDENCE,
             resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Comparison:
     """Compare two sweeps row by row (see the module docstring for the rule)."""
@@ -383,8 +369,8 @@ def compare(base: str | Path | Sweep, new: str | Path | Sweep, alpha: float = DE
         raise CompareInputError(
             f"alpha {alpha}, min_effect {min_effect}, confidence {confidence} or resamples {resamples} is out of range; "
             f"fix: alpha and confidence in (0, 1), min_effect in [0, 1), resamples >= 100.")
-    base_sweep = base if isinstance(base, Sweep) else load_sweep(base)
-    new_sweep = new if isinstance(new, Sweep) else load_sweep(new)
+    base_sweep = base if isinstance(base, Side) else load_sweep(base)
+    new_sweep = new if isinstance(new, Side) else load_sweep(new)
     base_rows = {tuple(r[k] for k in KEY_COLUMNS): r for _, r in base_sweep.table.iterrows()}
     new_rows = {tuple(r[k] for k in KEY_COLUMNS): r for _, r in new_sweep.table.iterrows()}
     matched = sorted(set(base_rows) & set(new_rows))
@@ -416,11 +402,6 @@ def compare(base: str | Path | Sweep, new: str | Path | Sweep, alpha: float = DE
 
 
 # --- output -------------------------------------------------------------------------------------------------
-def row_label(row) -> str:
-    get = row.get if isinstance(row, (dict, pd.Series)) else lambda k: getattr(row, k)
-    return f"{get('model')} {get('backend')} {get('variant')} {get('precision')} {get('profile')} batch {get('batch')}"
-
-
 def _num(value: float, digits: int = 3) -> str:
     return "" if not _finite(value) else f"{float(value):.{digits}g}"
 
@@ -430,16 +411,10 @@ def _p(value: float) -> str:
     return "" if not _finite(value) else "<1e-16" if value < 1e-16 else f"{value:.2g}"
 
 
-def _table(frame: pd.DataFrame) -> str:
-    from .report import markdown_table
-
-    return markdown_table(frame)
-
-
 def _rows_table(rows: pd.DataFrame) -> str:
     shown = pd.DataFrame({
-        "engine": [f"{r.model} {r.backend} {r.variant} {r.precision} {r.profile}" for r in rows.itertuples()],
-        "batch": rows["batch"].to_numpy(),
+        "engine": [engine_label(r, model=True) for r in rows.itertuples()],
+        C.BATCH: rows[C.BATCH].to_numpy(),
         "metric": rows["metric"].to_numpy(),
         "base ms": [_num(v, 4) for v in rows["base_median_ms"]],
         "new ms": [_num(v, 4) for v in rows["new_median_ms"]],
@@ -450,11 +425,11 @@ def _rows_table(rows: pd.DataFrame) -> str:
         "verdict": rows["verdict"].to_numpy(),
         "evidence": rows["evidence"].to_numpy(),
     })
-    return _table(shown)
+    return markdown_table(shown)
 
 
 def regression_line(row) -> str:
-    return (f"{row_label(row)}: {row['metric']} median {_num(row['base_median_ms'], 4)} -> {_num(row['new_median_ms'], 4)} ms "
+    return (f"{engine_label(row, model=True, batch=True)}: {row['metric']} median {_num(row['base_median_ms'], 4)} -> {_num(row['new_median_ms'], 4)} ms "
             f"(x{row['ratio']:.3f}, CI {row['ci_low']:.3f}-{row['ci_high']:.3f}, Holm p {_p(row['p_adjusted'])})")
 
 
@@ -496,10 +471,10 @@ def render_markdown(comparison: Comparison) -> str:
     for title, frame in (("Only in base", c.only_base), ("Only in new", c.only_new)):
         if not frame.empty:
             shown = frame.copy()
-            for column in ("latency_ms_median", "compute_ms_median"):
+            for column in (C.LATENCY_MEDIAN, C.COMPUTE_MEDIAN):
                 if column in shown.columns:
                     shown[column] = [_num(v, 4) for v in shown[column]]
-            out += [f"## {title}", _table(shown)]
+            out += [f"## {title}", markdown_table(shown)]
     return "\n\n".join(out) + "\n"
 
 
@@ -519,12 +494,13 @@ def _effect(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`trtpipe compare`'s arguments (the trtpipe CLI parses them with this too), defaults from the schema."""
     parser.add_argument("base", help="the baseline: a results folder or its summary/benchmarks.csv")
     parser.add_argument("new", help="the sweep to judge: a results folder or its summary/benchmarks.csv")
     parser.add_argument("--alpha", type=_probability, default=DEFAULT_ALPHA,
                         help=f"significance level after Holm's correction across rows (default {DEFAULT_ALPHA})")
     parser.add_argument("--min-effect", type=_effect, default=DEFAULT_MIN_EFFECT,
-                        help=f"smallest relative change ever called (default {DEFAULT_MIN_EFFECT}: 2%%)")
+                        help=f"smallest relative change ever called (default {DEFAULT_MIN_EFFECT}: {DEFAULT_MIN_EFFECT * 100:g}%%)")
     parser.add_argument("--out", help="write the Markdown report here (default: print it)")
     parser.add_argument("--csv", help="also write the per-row comparison as CSV")
     return parser

@@ -17,28 +17,10 @@ import yaml
 from . import defaults
 from .backends import registry
 from .errors import ConfigError
+from .layout import COMBINED, REDUCED_PRECISIONS, stem as file_stem
 from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile, Variant
 
-# The seeds' three use cases (online latency, dynamic batching, offline throughput).
-PRESET_PROFILES = {
-    "latency": {"min": 1, "opt": 1, "max": 1},
-    "dynamic": {"min": 1, "opt": 4, "max": 32},
-    "offline": {"min": 128, "opt": 128, "max": 128},
-}
-
-# Polygraphy's rule: an element fails only if it exceeds both atol and rtol; quantized outputs must
-# also keep their direction (cosine similarity).
-DEFAULT_TOLERANCES = {
-    "fp32": {"atol": 1e-4, "rtol": 1e-3},
-    "tf32": {"atol": 1e-2, "rtol": 1e-2},  # 10-bit mantissa in matmul/conv inputs
-    "fp16": {"atol": 1e-2, "rtol": 1e-2},
-    "bf16": {"atol": 5e-2, "rtol": 5e-2},
-    "int8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},  # elementwise: a gross-error guard only
-    "fp8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},
-}
-
-REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch
-COMBINED = "combined"  # the engine name of a TensorRT engine holding every profile
+PRESET_PROFILES = defaults.value("profiles")  # the schema's default: latency, dynamic, offline
 RESERVED_PROFILE_NAMES = ("static", COMBINED)
 
 
@@ -52,7 +34,7 @@ class EngineTarget:
 
     @property
     def stem(self) -> str:
-        return f"{self.variant}.{self.precision}.{self.profile}"
+        return file_stem(self.variant, self.precision, self.profile)
 
 
 @dataclass(frozen=True)
@@ -62,7 +44,7 @@ class BenchTarget:
 
     @property
     def stem(self) -> str:
-        return f"{self.engine.variant}.{self.engine.precision}.{self.profile}"
+        return file_stem(self.engine.variant, self.engine.precision, self.profile)
 
 
 class Sweep:
@@ -74,7 +56,7 @@ class Sweep:
         self.results = raw["results"]
         self.seed = raw["seed"]
         self.batch_sizes = sorted(raw["batch_sizes"])
-        self.profiles = {**PRESET_PROFILES, **raw["profiles"]}
+        self.profiles = {**PRESET_PROFILES, **raw["profiles"]}  # a user's profiles beside the presets
         self.backends = list(raw["sweep"]["backends"])
         self.precisions = list(raw["sweep"]["precisions"])
         self.precision = raw["precision"]
@@ -83,13 +65,12 @@ class Sweep:
         self.peak_tflops = raw["peak_tflops"]
         self.objectives = raw["objectives"]  # {model: {p99_latency_ms, min_throughput}}
         self.traffic = raw["traffic"]  # {model: {batch: {size: weight}}}
-        self.baseline = raw.get("baseline")  # checked at summary time: it may be produced later
+        self.baseline = raw.get("baseline")  # an earlier sweep: checked to exist by validate()
         self.compare = raw["compare"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
-        self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
-        for p, t in DEFAULT_TOLERANCES.items():
-            self.tolerances.setdefault(p, dict(t))
+        # A tolerance key given replaces that key of the precision's default, not the whole default.
+        self.tolerances = {p: {**t, **raw["tolerances"].get(p, {})} for p, t in defaults.section("tolerances").items()}
         self.models: dict[str, ModelSpec] = {}
         self._model_raw = raw["models"]
         for name, m in sorted(raw["models"].items()):
@@ -133,7 +114,7 @@ class Sweep:
 
     def precision_onnx_needed(self, model: str) -> list[str]:
         """Reduced precisions an ONNX backend of the sweep will build for this model."""
-        return [p for p in self.precisions_for(model) if p in ("fp16", "bf16", "int8", "fp8")
+        return [p for p in self.precisions_for(model) if p in REDUCED_PRECISIONS
                 and any(p in self.backend_precisions(b) for b in self.backends
                         if registry.get(b).source == registry.ONNX_SOURCE)]
 
@@ -190,9 +171,30 @@ class Sweep:
         inside = {b for b in self.batch_sizes_for(model) if profile.contains_batch(b)}
         return sorted(inside | {profile.opt})
 
+    def unbenchmarked_batches(self, model: str) -> list[int]:
+        """Configured batch sizes no benchmark of the model times: above every dynamic profile's max (or below its
+        min) and without a static engine of their own."""
+        timed = {b for t in self.bench_targets(model)
+                 for b in self.bench_batches(model, self.engine_profile(t.engine.variant, t.profile))}
+        return [b for b in self.batch_sizes_for(model) if b not in timed]
+
+    def unbenchmarked_notes(self) -> list[str]:
+        """One line per model with configured batch sizes that nothing times; printed at DAG time by the Snakefile."""
+        notes = []
+        for model in self.models:
+            missed = self.unbenchmarked_batches(model)
+            if missed and self.bench_targets(model):
+                profiles = {t.profile for t in self.bench_targets(model) if t.engine.variant.is_dynamic}
+                ranges = ", ".join(f"{p} {self.profile(p).min}-{self.profile(p).max}" for p in sorted(profiles)) or "none"
+                notes.append(f"not benchmarked: batch size(s) {', '.join(map(str, missed))} of {model} (batch_sizes) "
+                             f"lie outside every profile it is built for (dynamic profiles: {ranges}) and no static engine "
+                             f"of that batch is built; fix: add a profile that holds them to sweep.profiles (or the "
+                             f"model's profiles), list them in static_batch_sizes, or drop them from batch_sizes.")
+        return notes
+
     def reference_batches(self, model: str) -> list[int]:
         """The traced dummy batch, batches away from it, and every static variant's batch."""
-        extra = {*REFERENCE_EXTRA_BATCHES, self.export["dummy_batch"]}
+        extra = {*self.export["parity_batches"], self.export["dummy_batch"]}
         return sorted(extra | set(self.static_batch_sizes_for(model)))
 
     def tolerance(self, precision: str) -> dict[str, float]:
@@ -204,13 +206,7 @@ def load_file(path: str | Path) -> Sweep:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: file not found; fix: pass an existing config file (e.g. config.yaml).")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)}); fix: correct the syntax.")
-    return validate(raw, source=str(path))
+    return validate(read_yaml(path) or {}, source=str(path))
 
 
 def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
@@ -220,7 +216,7 @@ def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with a `models` key; fix: see config.yaml.")
     data = copy.deepcopy(raw)
-    schema = defaults.schema()
+    schema = config_schema()
     validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_cls(schema)
     errors = list(validator.iter_errors(data))
@@ -228,6 +224,20 @@ def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
         raise ConfigError(_describe(jsonschema.exceptions.best_match(errors), source, schema))
     _check_semantics(data, source)
     return Sweep(data, source)
+
+
+def config_schema() -> dict[str, Any]:
+    """The config's JSON schema: the schema file with the registry's backend names and each backend's section (its
+    options) spliced in."""
+    out = defaults.schema()
+    properties = out["properties"]
+    properties["sweep"]["properties"]["backends"]["items"] = {"enum": sorted(registry.BACKENDS)}
+    for section, section_schema in registry.sections().items():
+        if section in properties:
+            raise ConfigError(f"{defaults.SCHEMA_PATH}: the backend section {section!r} is also a key of the schema file; "
+                              f"fix: give the backend's section another name.")
+        properties[section] = section_schema
+    return out
 
 
 def _with_defaults(validator_class):
@@ -379,16 +389,63 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
         for b in m.get("batch_sizes", []):
             if b == 0:
                 raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
+    _check_model_names(data, source)
+    _check_baseline(data.get("baseline"), source)
+
+
+# The longest file name a model's name goes into: results/summary/plots/{model}.pareto.png (see
+# workflow/rules/common.smk); temporary files beside it are bounded by io.atomic_path. Other paths hold the name as a
+# folder (results/{model}/...), which is shorter.
+LONGEST_MODEL_FILE = "{model}.pareto.png"
+NAME_MAX = 255  # bytes per path component (Linux, macOS)
+
+
+def _check_model_names(data: dict[str, Any], source: str) -> None:
+    most = NAME_MAX - len(LONGEST_MODEL_FILE.format(model=""))
+    for model in data["models"]:
+        if len(model) > most:  # the schema allows ASCII letters, digits, '_' and '-' only: a byte each
+            raise ConfigError(f"{source}: models.{model[:30]}... is a model name of {len(model)} characters, and its "
+                              f"plot's file name (results/summary/plots/{LONGEST_MODEL_FILE}) would pass the file "
+                              f"system's limit of {NAME_MAX} bytes; fix: shorten the name to at most {most} characters.")
+
+
+def _check_baseline(baseline: str | None, source: str) -> None:
+    """The sweep to compare against must exist before anything runs (the summary, last of all, reads it)."""
+    if baseline is None:
+        return
+    path = Path(baseline)
+    if path.is_file():
+        return
+    if path.is_dir() and (path / "summary" / "benchmarks.csv").is_file():
+        return
+    found = ("is a folder without summary/benchmarks.csv (not a finished sweep's results folder)" if path.is_dir() else
+             f"does not exist (looked for {path.absolute()})")
+    raise ConfigError(f"{source}: baseline = {baseline!r} {found}; fix: give an earlier sweep's results folder or its "
+                      f"summary/benchmarks.csv, or remove the baseline key.")
 
 
 def check_yaml_syntax(path: str | Path) -> None:
-    """Raise ConfigError naming the file, line and column of a YAML syntax error (Snakemake's own message for a
-    config file that does not parse names neither); a missing file is left to the caller."""
+    """Raise ConfigError naming the file and where it breaks: a byte that is not UTF-8, or a YAML syntax error
+    (Snakemake's own messages for a config file that does not parse name neither); a missing file is left to the
+    caller."""
     path = Path(path)
-    if not path.exists():
-        return
+    if path.exists():
+        read_yaml(path)
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of a config file, or ConfigError with the file, the line (and byte offset or column) and the fix."""
+    data = path.read_bytes()
     try:
-        yaml.safe_load(path.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}: the byte at offset {exc.start} (line {line}, column {column}) is 0x{data[exc.start]:02x}, which is "
+                          f"not UTF-8 ({exc.reason}); fix: save the file as UTF-8 (text pasted from a Latin-1 or "
+                          f"Windows-1252 file is the usual cause).") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -5,11 +5,12 @@ A failed job leaves no output (Snakemake deletes it) but keeps its log, and the 
 sentence into that log as an ERROR line. So what failed, and why, can be read back after the run from the
 expected jobs of the config alone: their outputs, their logs, and what they need. The Snakefile's
 `onerror:` handler does that once the run has failed (`write_partial_report`), and so does
-`trtpipe summarize --config config.yaml --out-dir results/summary` by hand.
+`trtpipe summarize --config config.yaml --out-dir results/summary/partial` by hand. The report is the summary rule's
+own, built from the same SummaryInputs (of the jobs that finished), plus a Failures section.
 
 This module is light on purpose (no pandas, no torch at import): the Snakefile imports it.
-The job list mirrors the paths in workflow/rules/*.smk; tests/test_failures.py checks it against
-Snakemake's own dry run so that the two cannot drift apart.
+The jobs and their paths are the layout's (trtpipe.layout), which the rules take their paths from;
+tests/test_workflow.py checks them against Snakemake's own dry run.
 """
 
 from __future__ import annotations
@@ -19,76 +20,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-
-def engine_suffix(backend: str) -> str:
-    from .backends.registry import get
-
-    return get(backend).engine_suffix
-
-
-@dataclass(frozen=True)
-class Job:
-    model: str
-    stage: str  # checkpoint, reference, export, check_export, simplify, precision, engine, benchmark
-    artifact: str  # what it makes: a variant, "variant precision", or "backend variant precision profile"
-    outputs: tuple[str, ...]
-    log: str
-    needs: tuple[str, ...] = ()  # keys of the jobs whose outputs it reads
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}|{self.stage}|{self.artifact}"
-
-
-def expected_jobs(sweep) -> list[Job]:
-    """Every job the sweep's DAG holds, in the order the stages run (see workflow/rules/*.smk)."""
-    from .backends.registry import CHECKPOINT_SOURCE, get
-
-    jobs: list[Job] = []
-    for m, spec in sweep.models.items():
-        r = f"{sweep.results}/{m}"
-        seeded = spec.checkpoint is None
-        ckpt = (f"{m}|checkpoint|",) if seeded else ()
-        if seeded:
-            jobs.append(Job(m, "checkpoint", "", (f"{r}/checkpoint.pt",), f"{r}/logs/checkpoint.log"))
-        ref = f"{m}|reference|"
-        jobs.append(Job(m, "reference", "", (f"{r}/reference.npz", f"{r}/flops.json"), f"{r}/logs/reference.log", ckpt))
-        for v in map(str, sweep.variants(m)):
-            jobs.append(Job(m, "export", v, (f"{r}/onnx/{v}.onnx",), f"{r}/logs/export.{v}.log", ckpt))
-            jobs.append(Job(m, "check_export", v, (f"{r}/accuracy/export.{v}.csv", f"{r}/onnx/{v}.check.json"),
-                            f"{r}/logs/check_export.{v}.log", (f"{m}|export|{v}", ref)))
-            jobs.append(Job(m, "simplify", v, (f"{r}/onnx/{v}.sim.onnx", f"{r}/accuracy/simplify.{v}.csv",
-                                                f"{r}/onnx/{v}.sim.json"), f"{r}/logs/simplify.{v}.log",
-                            (f"{m}|export|{v}", f"{m}|check_export|{v}", ref)))
-            for p in sweep.precision_onnx_needed(m):
-                jobs.append(Job(m, "precision", f"{v} {p}", (f"{r}/onnx/{v}.sim.{p}.onnx", f"{r}/accuracy/precision.{v}.{p}.csv",
-                                                             f"{r}/onnx/{v}.sim.{p}.json"),
-                                f"{r}/logs/precision.{v}.{p}.log", (f"{m}|simplify|{v}", ref)))
-        for t in sweep.engine_targets(m):
-            v, stem = str(t.variant), t.stem
-            if get(t.backend).source == CHECKPOINT_SOURCE:
-                source = ckpt
-            elif t.precision in ("fp32", "tf32"):  # tf32 runs the fp32 ONNX
-                source = (f"{m}|simplify|{v}",)
-            else:
-                source = (f"{m}|precision|{v} {t.precision}",)
-            e = f"{r}/engines/{t.backend}/{stem}"
-            jobs.append(Job(m, "engine", f"{t.backend} {v} {t.precision} {t.profile}",
-                            (f"{e}.{engine_suffix(t.backend)}", f"{e}.json", f"{r}/accuracy/engine.{t.backend}.{stem}.csv"),
-                            f"{r}/logs/engine.{t.backend}.{stem}.log", (*source, ref)))
-        for b in sweep.bench_targets(m):
-            t = b.engine
-            jobs.append(Job(m, "benchmark", f"{t.backend} {t.variant} {t.precision} {b.profile}",
-                            (f"{r}/bench/{t.backend}/{b.stem}.csv", f"{r}/bench/{t.backend}/{b.stem}.timings.npz"),
-                            f"{r}/logs/bench.{t.backend}.{b.stem}.log",
-                            (f"{m}|engine|{t.backend} {t.variant} {t.precision} {t.profile}",)))
-    return jobs
+from .backends.registry import skip_reason
+from .layout import Job, Layout, expected_jobs
+from .summary_inputs import SummaryInputs
 
 
 # The CLI's log format (cli.py): "2026-11-23 19:55:30,046 ERROR trtpipe: <the sentence>"
@@ -113,7 +51,8 @@ def reason_from_log(path: str | Path) -> str | None:
 @dataclass
 class Outcome:
     job: Job
-    status: str  # done, failed, unfinished (a log without an error: interrupted or killed), not run
+    status: str  # done, failed, unfinished (a log without an error: interrupted or killed), not run, removed (an
+    # output removed after it finished by a job that needs it and failed on it: that failure is the one reported)
     reason: str = ""
     blocked: bool = False  # not run because a job it (indirectly) needs failed or was cut off
 
@@ -126,6 +65,11 @@ def outcomes(sweep) -> list[Outcome]:
     reported as a result)."""
     jobs = expected_jobs(sweep)
     by_key = {j.key: j for j in jobs}
+    # A job whose log says it failed after every job it needs had run: it ran, even where an input of it is gone now
+    # (a benchmark removes an engine cut short after its build, so that the next run rebuilds it).
+    failed_after = {j.key for j in jobs if os.path.exists(j.log) and reason_from_log(j.log) is not None
+                    and all(os.path.getmtime(j.log) >= _mtime(by_key[n].log) for n in j.needs if n in by_key)}
+    removed_by = {n: j for j in jobs if j.key in failed_after for n in j.needs}  # key -> the failed job that needs it
     done: dict[str, float] = {}  # key -> oldest output mtime
     result = []
     for job in jobs:  # stage order: what a job needs comes before it
@@ -136,6 +80,12 @@ def outcomes(sweep) -> list[Outcome]:
         if complete and missing_need is None and min(mtimes) >= newest_need:
             done[job.key] = min(mtimes)
             result.append(Outcome(job, "done"))
+        elif missing_need is not None and job.key in failed_after:
+            result.append(Outcome(job, "failed", reason_from_log(job.log) or ""))
+        elif not complete and mtimes and job.key in removed_by and reason_from_log(job.log) is None:
+            user = removed_by[job.key]
+            result.append(Outcome(job, "removed", f"an output was removed after it finished, by {user.stage} "
+                                                  f"{user.artifact} (see its failure)"))
         elif missing_need is not None:  # it cannot have run: what it reads is missing
             need = by_key[missing_need]
             blocker = next((o for o in result if o.job.key == missing_need), None)
@@ -148,6 +98,10 @@ def outcomes(sweep) -> list[Outcome]:
         else:
             result.append(Outcome(job, "not run", "the run stopped before it"))
     return result
+
+
+def _mtime(path: str) -> float:
+    return os.path.getmtime(path) if os.path.exists(path) else 0.0
 
 
 def _newest(job: Job) -> float:
@@ -173,41 +127,52 @@ def failure_rows(results: list[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def expected_inputs(results: list[Outcome]) -> dict[str, list[str]]:
-    """The summary's inputs among what is done, by kind (the summary rule's input lists)."""
-    kinds: dict[str, list[str]] = {"bench": [], "accuracy": [], "simplify_stats": [], "precision_stats": [], "flops": []}
-    for o in results:
-        if o.status != "done":
-            continue
-        for path in o.job.outputs:
-            if o.job.stage == "benchmark":
-                if path.endswith(".csv"):  # not the raw timings beside it
-                    kinds["bench"].append(path)
-            elif "/accuracy/" in path:
-                kinds["accuracy"].append(path)
-            elif o.job.stage == "simplify" and path.endswith(".sim.json"):
-                kinds["simplify_stats"].append(path)
-            elif o.job.stage == "precision" and path.endswith(".json"):
-                kinds["precision_stats"].append(path)
-            elif path.endswith("/flops.json"):
-                kinds["flops"].append(path)
-    return kinds
+def finished_inputs(sweep, results: list[Outcome]) -> SummaryInputs:
+    """The summary rule's inputs among what is done, with the failure rows."""
+    return SummaryInputs.from_sweep(sweep, jobs=[o.job for o in results if o.status == "done"],
+                                    failures=failure_rows(results))
 
 
 def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
     """The report over whatever finished, with a Failures section; returns the failure rows."""
-    from .report import summarize
+    from .report.summary import write_summary  # pandas and the report: not at the Snakefile's import
 
-    results = outcomes(sweep)
-    inputs = expected_inputs(results)
-    failures = failure_rows(results)
-    skipped = {m: [list(t) for t in sweep.skipped_targets(m)] for m in sweep.models}
-    summarize(inputs["bench"], inputs["accuracy"], inputs["simplify_stats"], out_dir, inputs["precision_stats"], skipped,
-              inputs["flops"], sweep.peak_tflops, failures=failures, models=list(sweep.models))
-    return failures
+    inputs = finished_inputs(sweep, outcomes(sweep))
+    write_summary(inputs, out_dir)
+    return inputs.failures
 
 
-SUMMARY_NAMES = ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")
+# The report after a failure lives in its own folder, never among the summary rule's outputs: Snakemake would take
+# those for a finished summary, and then a missing input of it for an intermediate file it need not remake (the
+# sweep stayed stuck, "Nothing to be done", after one failed rerun). The summary rule removes the folder once it
+# has written the full report.
+PARTIAL_DIR = "partial"
+
+
+def partial_dir(summary_dir: str | Path) -> Path:
+    return Path(summary_dir) / PARTIAL_DIR
+
+
+def summary_outputs(sweep) -> list[Path]:
+    """The summary rule's outputs (the layout's, with the comparison's whether or not there is a baseline)."""
+    layout = Layout(sweep.results)
+    plots = [p.format(model=m) for m in sweep.models for p in (layout.plot, layout.pareto_plot)]
+    return [Path(p) for p in (*layout.summary.paths().values(), *layout.compare.paths().values(), *plots)]
+
+
+def refuse_summary_dir(sweep, out_dir: str | Path) -> None:
+    """`trtpipe summarize --config` by hand: a report of a sweep that did not finish must not land among the summary
+    rule's outputs either (see PARTIAL_DIR)."""
+    from .errors import TrtpipeError
+
+    summary = Path(Layout(sweep.results).summary_dir)
+    if Path(out_dir).resolve() != summary.resolve():
+        return
+    unfinished = [o for o in outcomes(sweep) if o.status != "done"]
+    if unfinished:
+        raise TrtpipeError(f"--out-dir {out_dir} is where the summary rule writes, and {len(unfinished)} job(s) of this "
+                           f"sweep are not done: Snakemake would take this report for a finished summary and not "
+                           f"rerun them; fix: use --out-dir {partial_dir(summary)}.")
 
 
 def write_partial_report(sweep, snakemake_log: str | None = None, python: str = sys.executable) -> None:
@@ -216,26 +181,39 @@ def write_partial_report(sweep, snakemake_log: str | None = None, python: str = 
         _write_partial_report(sweep, snakemake_log, python)
     except Exception as exc:  # noqa: BLE001 - an onerror handler must not mask the run's own error
         print(f"trtpipe: the report of what finished could not be written ({type(exc).__name__}: {exc}); fix: run "
-              f"trtpipe summarize --config config.yaml --out-dir {Path(sweep.results, 'summary')}", file=sys.stderr)
+              f"trtpipe summarize --config {_config_file(sweep)} --out-dir {partial_dir(Layout(sweep.results).summary_dir)}",
+              file=sys.stderr)
+
+
+def _config_file(sweep) -> str:
+    """The config file the sweep was read from, as a command line names it."""
+    return sweep.source if sweep.source and "," not in sweep.source else "config.yaml"
 
 
 def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None:
     """Snakefile `onerror:`: list what failed on the console and write the report over what finished.
 
-    The report goes where the summary rule writes it, and its files are then dated back to before every
-    finished input, so that Snakemake (which did not make them) still runs the summary rule on the next
-    run instead of taking a partial report for a finished one."""
+    The report goes to results/summary/partial/. A full summary left by an earlier run no longer describes the
+    files (a job failed that it counted as done, or that it did not know): it is removed, so that the next run
+    runs the summary rule and with it every job it needs, the failed ones included."""
     results = outcomes(sweep)
     rows = failure_rows(results)
     failed = [r for r in rows if r["log"]]
-    out_dir = Path(sweep.results, "summary")
-    print(f"\ntrtpipe: {len(failed)} job(s) failed or did not finish:", file=sys.stderr)
+    layout = Layout(sweep.results)
+    out_dir = partial_dir(layout.summary_dir)
+    summary_log = Path(layout.summary.log)  # the summary job's own failure (its inputs all done)
+    summary_failed = reason_from_log(summary_log) if not failed else None
+    print(f"\ntrtpipe: {len(failed) + bool(summary_failed)} job(s) failed or did not finish:", file=sys.stderr)
     for r in failed:
         label = " ".join(x for x in (r["model"], r["stage"], r["engine"]) if x)
         print(f"  {label}: {r['reason']} (log: {r['log']})", file=sys.stderr)
     for r in rows:
         if not r["log"]:
             print(f"  {r['model']}: {r['engine']} {r['reason']}", file=sys.stderr)
+    if summary_failed:
+        print(f"  summary: {summary_failed} (log: {summary_log})", file=sys.stderr)
+    for path in summary_outputs(sweep):
+        path.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = out_dir / ".partial-config.json"
     config.write_text(json.dumps(sweep.raw, default=str))
@@ -247,27 +225,14 @@ def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None
     if proc.returncode != 0:
         detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         print(f"trtpipe: the report of what finished could not be written ({detail}); fix: see {out_dir / 'summary.log'}, "
-              f"then run: trtpipe summarize --config config.yaml --out-dir {out_dir}", file=sys.stderr)
+              f"then run: trtpipe summarize --config {_config_file(sweep)} --out-dir {out_dir}", file=sys.stderr)
         return
-    finished = [os.path.getmtime(p) for ps in expected_inputs(results).values() for p in ps]
-    stamp = (min(finished) if finished else time.time()) - 1
-    for path in [*(out_dir / n for n in SUMMARY_NAMES), *(out_dir / "plots").glob("*.png")]:
-        if path.exists():
-            os.utime(path, (stamp, stamp))
-    print(f"trtpipe: report of what finished, with a Failures section: {(out_dir / 'report.html').resolve()}",
+    print(f"trtpipe: report of what finished, with a Failures section: {(out_dir / 'report.html').resolve()} (the next "
+          f"run retries what failed and writes the full report to {Path(layout.summary_dir).resolve()})",
           file=sys.stderr)
 
 
 # --- what a sweep will not build -------------------------------------------------------------------
-def skip_reason(sweep, backend: str, precision: str) -> str:
-    from .backends.registry import get
-
-    b = get(backend)
-    if precision not in b.precisions:
-        return f"{b.library} ({backend}) has no {precision} kernels"
-    return f"{b.section}.precisions leaves it out"
-
-
 def skipped_notes(sweep) -> list[str]:
     """One line per (backend, precision) the config asks for but will not build, with why and what then
     still exists; printed once at DAG time by the Snakefile."""
@@ -283,5 +248,5 @@ def skipped_notes(sweep) -> list[str]:
                 f"; nothing {precision} is built at all (no backend of the sweep runs it): add tensorrt or a torch_* "
                 f"backend to sweep.backends, or drop {precision} from the precisions" if not builders else "")
         notes.append(f"not built: {precision} engines on {backend} for {', '.join(models)} "
-                     f"({skip_reason(sweep, backend, precision)}){also}.")
+                     f"({skip_reason(backend, precision)}){also}.")
     return notes

@@ -1,6 +1,7 @@
 """The backend registry is the one place that knows what a backend is: a new backend, options included, is one
 module plus one registry entry, and nothing else in the package or the workflow changes."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -147,6 +148,10 @@ def test_a_backend_name_registered_twice_is_refused():
     before = dict(registry.BACKENDS)
     with pytest.raises(TrtpipeError, match=r"backend 'onnxruntime' is registered twice .*; fix: give the new backend"):
         registry.register(registry.get("onnxruntime"))
+    assert registry.BACKENDS == before
+    options_nowhere = dataclasses.replace(registry.get("onnxruntime"), name="homeless", section=None)
+    with pytest.raises(TrtpipeError, match=r"backend 'homeless' declares options but no config section"):
+        registry.register(options_nowhere)
     assert registry.BACKENDS == before
 
 

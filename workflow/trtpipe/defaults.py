@@ -24,7 +24,7 @@ def _schema() -> dict[str, Any]:
 
 
 def schema() -> dict[str, Any]:
-    """A copy of the schema file (without the backends' sections and names: trtpipe.config.schema has them)."""
+    """A copy of the schema file (without the backends' sections and names: trtpipe.config.config_schema has them)."""
     return copy.deepcopy(_schema())
 
 

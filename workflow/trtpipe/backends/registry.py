@@ -8,8 +8,8 @@ Importing it is cheap: no backend library (onnxruntime, tensorrt, torch) is impo
 so the Snakefile can read it.
 
 A descriptor describes itself whole: its options (`options`, the JSON schema of its config section's keys, with
-their defaults) are spliced into the config schema with the backend names (trtpipe.config.schema), and its conda
-env defaults to the one of the files it reads. Adding a backend, options included: one module beside this file
+their defaults) are spliced into the config schema with the backend names (trtpipe.config.config_schema), and
+its conda env defaults to the one of the files it reads. Adding a backend, options included: one module beside this file
 and one `register(Backend(...))` line at the end; the README's table of its options is optional, and checked
 against the schema where it exists (tests/test_config.py).
 """
@@ -105,6 +105,9 @@ def register(backend: Backend) -> Backend:
     if backend.name in BACKENDS:
         raise TrtpipeError(f"backend {backend.name!r} is registered twice ({BACKENDS[backend.name].module} and "
                            f"{backend.module}); fix: give the new backend a name of its own.")
+    if backend.options and not backend.section:
+        raise TrtpipeError(f"backend {backend.name!r} declares options but no config section to hold them; fix: give "
+                           f"it section='{backend.name}' (or another name of its own).")
     _section_schema(backend.options)  # a malformed options text fails here, at import, not at validation
     BACKENDS[backend.name] = backend
     return backend

@@ -323,8 +323,10 @@ def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_
     if cuda_graph:
         try:
             graphs = []
-            for s in steps:
-                s.prepare()
+            for s in steps:  # trtexec's order: one plain enqueue with the bindings it then captures, synchronize,
+                s.prepare()  # capture ("Avoid capturing initialization calls": NVIDIA/TensorRT
+                s.compute()  # samples/common/sampleInference.cpp, release/10.13:1261-1270, release/11.1:1338-1347)
+                stream.synchronize()
                 graphs.append(device.capture(s.compute, stream).replay)
             computes = graphs
         except Exception as exc:  # trtexec: "CUDA graph capture failed. The inference will be launched without ..."

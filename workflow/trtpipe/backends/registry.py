@@ -318,7 +318,7 @@ register(Backend(
     precisions=("fp32", "fp16", "int8"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_tensorrt",
     options=ONNXRUNTIME_TENSORRT_OPTIONS, library="ONNX Runtime (TensorRT EP)", conda_env="onnx-gpu.yaml",
     dag_identity=_gpu_identity("onnxruntime-gpu"),
-    mode="tensorrt", fp32_math="tf32",  # the EP has no TF32 switch: TensorRT's default (TF32 on) applies
+    mode="tensorrt",  # fp32: the EP has no TF32 switch, so its fp32 jobs set NVIDIA_TF32_OVERRIDE=0 (ort_gpu.forbid_tf32)
 ))
 for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
     register(Backend(

@@ -2,7 +2,7 @@
 (scripts/gpu_sweep_time.sh packs each as <phase>.tar.gz): for each phase, every torch.compile engine's build and
 compile seconds and graphs (sidecar), and its benchmark's Inductor cache misses and compute medians (CSV).
 
-    python3 scripts/sweep_time_table.py docs/gpu/sweep_time/engines.csv before=results-st-before \\
+    python3 docs/gpu/sweep_time/sweep_time_table.py docs/gpu/sweep_time/engines.csv before=results-st-before \\
         after=alone/results-st-after beside=after/results-st-after
 """
 

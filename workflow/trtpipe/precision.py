@@ -133,9 +133,22 @@ def _autocast(in_path: str, precision: str, options: dict[str, Any]):
 
 
 def _quantize(in_path: str, out_path: Path, precision: str, calibration: dict[str, np.ndarray], options: dict[str, Any]) -> None:
+    import shutil
+    import tempfile
+
     _hide_tensorrt_from_modelopt()
     from modelopt.onnx.quantization import quantize
 
+    # ModelOpt 0.47 writes the ONNX file it is given back (same bytes, a new mtime: under a running sweep Snakemake then
+    # saw the simplified ONNX, an input of every later stage, as updated): it gets a copy.
+    scratch = tempfile.TemporaryDirectory(prefix="trtpipe-modelopt-")
+    source = Path(scratch.name) / Path(in_path).name
+    shutil.copy(in_path, source)
+    with scratch:
+        _run_modelopt(quantize, str(source), out_path, precision, calibration, options)
+
+
+def _run_modelopt(quantize, in_path: str, out_path: Path, precision: str, calibration, options: dict[str, Any]) -> None:
     quantize(
         in_path,
         quantize_mode=precision,

@@ -65,8 +65,10 @@ def _engine(r: dict[str, Any]) -> str:
     return f"{r['backend']} {r['variant']} {r['precision']} {r['profile']}"
 
 
-def _scores(r: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in sorted((r["scores"] or {}).items()) if k != "min_cosine")
+def _scores(r: dict[str, Any], accept: dict[str, float] | None = None) -> str:
+    """The scores, or with `accept` only those it sets thresholds for."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in sorted((r["scores"] or {}).items())
+                     if (k in accept if accept else k != "min_cosine"))
 
 
 def _kept(r: dict[str, Any]) -> str:
@@ -86,13 +88,13 @@ def sentence(result: dict[str, Any], accept: dict[str, float]) -> str:
             return (f"Pick at batch {r['batch']}: {_engine(r)} ({r['median_ms']:.3g} ms): no reduced-precision engine is "
                     f"both faster than fp32 and within the thresholds ({thresholds}).")
         return (f"Pick at batch {r['batch']}: {_engine(r)}, made by {r['made_by']}, {_kept(r)}; "
-                f"{r['speedup']:.2f}x the speed of fp32 ({r['median_ms']:.3g} ms); {_scores(r)} against fp32 on "
+                f"{r['speedup']:.2f}x the speed of fp32 ({r['median_ms']:.3g} ms); {_scores(r, accept)} against fp32 on "
                 f"{r['samples']} held-out {'samples' if r['data'] == 'data' else 'seeded random inputs'} "
                 f"(thresholds {thresholds}).")
     n = result["nearest"]
     if n is None:
         return "No engine has a metric to judge it by, so none is picked."
-    return (f"No engine meets every threshold ({thresholds}); the nearest miss is {_engine(n)} ({_scores(n)}, short by "
+    return (f"No engine meets every threshold ({thresholds}); the nearest miss is {_engine(n)} ({_scores(n, accept)}, short by "
             f"{n['shortfall']:.4f}, {n['speedup']:.2f}x fp32's speed).")
 
 

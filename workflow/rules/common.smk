@@ -162,14 +162,50 @@ def backend_identity(w):
 
 
 def calibration_input(w):
-    # Only int8/fp8 read it; a missing file is left out of the DAG so that its job fails with one sentence.
-    path = SWEEP.calibration_data(w.model)
-    return [path] if path and w.precision in ("int8", "fp8") and os.path.exists(path) else []
+    # Only int8/fp8 read it; a missing file is left out of the DAG so that its job fails with one sentence. The
+    # calibration part of the model's samples is the data_reference rule's output.
+    path = SWEEP.calibration_file(w.model)
+    made = not SWEEP.calibration_data(w.model)
+    return [path] if path and w.precision in ("int8", "fp8") and (made or os.path.exists(path)) else []
 
 
 def calibration_arg(w):
-    path = SWEEP.calibration_data(w.model)
+    path = SWEEP.calibration_file(w.model)
     return f"--calibration-data {shlex.quote(path)}" if path and w.precision in ("int8", "fp8") else ""
+
+
+def samples_input(w):
+    """The sample files a model's data reference reads (each image of a folder; the tokenizer of text), so that
+    editing one reruns it; missing ones are left out so that the job fails with one sentence."""
+    s = SWEEP.samples(w.model) or {}
+    path = s.get("path")
+    files = []
+    if path and os.path.isdir(path):
+        files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+    elif path and os.path.exists(path):
+        files = [path]
+    if s.get("tokenizer") and os.path.exists(s["tokenizer"]):
+        files.append(s["tokenizer"])
+    return files
+
+
+def metric_json(w):
+    metric = SWEEP.metric(w.model)
+    return as_json(dataclasses.asdict(metric) if metric else None)
+
+
+def metric_input(w):
+    """A user's metric file: editing it reruns the evaluation jobs."""
+    metric = SWEEP.metric(w.model)
+    path = metric.task.rpartition(":")[0] if metric and metric.is_hook else None
+    return [path] if path and os.path.exists(path) else []
+
+
+def onnx_artifacts(w):
+    """(stage, precision, path) of every ONNX of a variant, judged on the samples."""
+    base = f"{R}/{w.model}/onnx/{w.variant}"
+    return ([("export", "fp32", f"{base}.onnx"), ("simplify", "fp32", f"{base}.sim.onnx")]
+            + [("precision", p, f"{base}.sim.{p}.onnx") for p in SWEEP.precision_onnx_needed(w.model)])
 
 
 def engine_profiles_json(w):
@@ -213,6 +249,11 @@ ACCURACY_FILES = (
     [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]
     + [f"{R}/{m}/accuracy/precision.{v}.{p}.csv" for m, v, p in REDUCED]
     + [f"{R}/{t.model}/accuracy/engine.{t.backend}.{t.stem}.csv" for t in ENGINE_TARGETS]
+)
+# Accuracy on the models' own samples (rules/evaluate.smk).
+DATA_ACCURACY_FILES = (
+    [f"{R}/{m}/accuracy/data.onnx.{v}.csv" for m in SWEEP.models if SWEEP.samples(m) for v in SWEEP.variants(m)]
+    + [f"{R}/{t.model}/accuracy/data.engine.{t.backend}.{t.stem}.csv" for t in ENGINE_TARGETS if SWEEP.samples(t.model)]
 )
 SIMPLIFY_STATS = [f"{R}/{m}/onnx/{v}.sim.json" for m in SWEEP.models for v in SWEEP.variants(m)]
 PRECISION_STATS = [f"{R}/{m}/onnx/{v}.sim.{p}.json" for m, v, p in REDUCED]

@@ -4,7 +4,7 @@
 rule summary:
     input:
         bench=BENCH_FILES,
-        accuracy=ACCURACY_FILES,
+        accuracy=ACCURACY_FILES + DATA_ACCURACY_FILES,
         stats=SIMPLIFY_STATS,
         precision_stats=PRECISION_STATS,
         flops=FLOPS_FILES,

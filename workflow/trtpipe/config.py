@@ -16,7 +16,7 @@ import yaml
 
 from . import defaults
 from .backends import registry
-from .errors import ConfigError
+from .errors import ConfigError, TrtpipeError
 from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile, Variant
 
 # The seeds' three use cases (online latency, dynamic batching, offline throughput).
@@ -121,6 +121,36 @@ class Sweep:
 
     def calibration_data(self, model: str) -> str | None:
         return self._model_raw[model].get("calibration_data")
+
+    # --- the model's own samples and task metric (trtpipe.samples, trtpipe.metrics, trtpipe.evaluate) --------------
+    def samples(self, model: str) -> dict[str, Any] | None:
+        return self._model_raw[model].get("samples")
+
+    def metric(self, model: str):
+        from .metrics import Metric
+
+        return Metric.from_config(self._model_raw[model].get("metric"))
+
+    def accept(self, model: str) -> dict[str, Any]:
+        """The thresholds that judge reduced precisions on the samples: the config's, else the built-in metric's."""
+        given = self._model_raw[model].get("accept")
+        if given is not None:
+            return dict(given)
+        metric = self.metric(model)
+        return metric.default_accept() if metric is not None and self.samples(model) else {}
+
+    def samples_calibration(self, model: str) -> int:
+        """Samples put aside to calibrate int8/fp8: only where such a precision is built and no calibration_data."""
+        s = self.samples(model)
+        if not s or self.calibration_data(model) or not any(p in ("int8", "fp8") for p in self.precision_onnx_needed(model)):
+            return 0
+        return int(s["calibration"])
+
+    def calibration_file(self, model: str) -> str | None:
+        """The file int8/fp8 calibrate on: calibration_data, else the calibration part of the samples, else none."""
+        if self.calibration_data(model):
+            return self.calibration_data(model)
+        return f"{self.results}/{model}/calibration.npz" if self.samples_calibration(model) else None
 
     def backend_precisions(self, backend: str) -> tuple[str, ...]:
         """What a backend builds: what it can run, narrowed by its own `precisions` setting."""
@@ -379,6 +409,25 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
         for b in m.get("batch_sizes", []):
             if b == 0:
                 raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
+        _check_metric(m, where, source)
+
+
+def _check_metric(m: dict[str, Any], where: str, source: str) -> None:
+    """metric without samples, a hook file that is not there, a threshold naming a score the metric never returns."""
+    from .evaluate import check_accept
+    from .metrics import Metric
+
+    metric = Metric.from_config(m.get("metric"))
+    if metric is not None and not m.get("samples"):
+        raise ConfigError(f"{source}: {where}.metric is set but {where}.samples is not, and a metric needs samples to "
+                          f"score; fix: add samples (an .npz, a folder of images or a text file).")
+    if metric is not None and metric.is_hook and not Path(metric.task.rpartition(":")[0]).exists():
+        raise ConfigError(f"{source}: {where}.metric = {metric.task!r}: file {metric.task.rpartition(':')[0]} not found; "
+                          f"fix: give a path relative to where snakemake runs.")
+    try:
+        check_accept(metric, m.get("accept") or {}, bool((m.get("samples") or {}).get("labels")), f"{source}: {where}")
+    except TrtpipeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_yaml_syntax(path: str | Path) -> None:

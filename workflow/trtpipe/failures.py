@@ -59,6 +59,9 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(Job(m, "checkpoint", "", (f"{r}/checkpoint.pt",), f"{r}/logs/checkpoint.log"))
         ref = f"{m}|reference|"
         jobs.append(Job(m, "reference", "", (f"{r}/reference.npz", f"{r}/flops.json"), f"{r}/logs/reference.log", ckpt))
+        def calibrates(p, m=m):  # int8/fp8 calibrated on part of the model's samples
+            return (f"{m}|data_reference|",) if p in ("int8", "fp8") and sweep.samples_calibration(m) else ()
+
         for v in map(str, sweep.variants(m)):
             jobs.append(Job(m, "export", v, (f"{r}/onnx/{v}.onnx",), f"{r}/logs/export.{v}.log", ckpt))
             jobs.append(Job(m, "check_export", v, (f"{r}/accuracy/export.{v}.csv", f"{r}/onnx/{v}.check.json"),
@@ -69,7 +72,8 @@ def expected_jobs(sweep) -> list[Job]:
             for p in sweep.precision_onnx_needed(m):
                 jobs.append(Job(m, "precision", f"{v} {p}", (f"{r}/onnx/{v}.sim.{p}.onnx", f"{r}/accuracy/precision.{v}.{p}.csv",
                                                              f"{r}/onnx/{v}.sim.{p}.json"),
-                                f"{r}/logs/precision.{v}.{p}.log", (f"{m}|simplify|{v}", ref)))
+                                f"{r}/logs/precision.{v}.{p}.log",
+                                (f"{m}|simplify|{v}", ref, *calibrates(p))))
         for t in sweep.engine_targets(m):
             v, stem = str(t.variant), t.stem
             if get(t.backend).source == CHECKPOINT_SOURCE:
@@ -82,6 +86,19 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(Job(m, "engine", f"{t.backend} {v} {t.precision} {t.profile}",
                             (f"{e}.{engine_suffix(t.backend)}", f"{e}.json", f"{r}/accuracy/engine.{t.backend}.{stem}.csv"),
                             f"{r}/logs/engine.{t.backend}.{stem}.log", (*source, ref)))
+        if sweep.samples(m):  # the model's own samples: PyTorch on them, then every artifact (trtpipe.evaluate)
+            data = f"{m}|data_reference|"
+            jobs.append(Job(m, "data_reference", "", (f"{r}/data.npz", f"{r}/calibration.npz"),
+                            f"{r}/logs/data_reference.log", ckpt))
+            for v in map(str, sweep.variants(m)):
+                onnx = (f"{m}|export|{v}", f"{m}|simplify|{v}", *(f"{m}|precision|{v} {p}" for p in sweep.precision_onnx_needed(m)))
+                jobs.append(Job(m, "evaluate_onnx", v, (f"{r}/accuracy/data.onnx.{v}.csv",),
+                                f"{r}/logs/evaluate_onnx.{v}.log", (*onnx, data)))
+            for t in sweep.engine_targets(m):
+                jobs.append(Job(m, "evaluate_engine", f"{t.backend} {t.variant} {t.precision} {t.profile}",
+                                (f"{r}/accuracy/data.engine.{t.backend}.{t.stem}.csv",),
+                                f"{r}/logs/evaluate_engine.{t.backend}.{t.stem}.log",
+                                (f"{m}|engine|{t.backend} {t.variant} {t.precision} {t.profile}", data)))
         for b in sweep.bench_targets(m):
             t = b.engine
             jobs.append(Job(m, "benchmark", f"{t.backend} {t.variant} {t.precision} {b.profile}",

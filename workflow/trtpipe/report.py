@@ -144,9 +144,12 @@ def failed_engines(accuracy: pd.DataFrame) -> tuple[set[tuple], set[tuple]]:
     """What failed its accuracy check and is excluded from 'best configuration':
     engines (by ENGINE_KEYS) whose own parity failed, and (model, variant, precision) ONNX files
     whose precision stage failed (every engine built from them)."""
+    from .evaluate import artifact_verdicts
+
     if accuracy.empty:
         return set(), set()
-    failed = accuracy[~accuracy["passed"].astype(bool)]
+    verdicts = artifact_verdicts(accuracy)  # on the samples' metric where the model has one, else on parity
+    failed = verdicts[~verdicts["passed"].astype(bool)]
     engines = {tuple(r[k] for k in ENGINE_KEYS) for _, r in failed[failed["stage"] == "engine"].iterrows()}
     precisions = {(r["model"], r["variant"], r["precision"]) for _, r in failed[failed["stage"] == "precision"].iterrows()}
     return engines, precisions

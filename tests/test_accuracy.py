@@ -232,3 +232,23 @@ def test_run_in_batches_fills_a_short_last_batch_and_drops_its_outputs():
 
     out = evaluate.run_in_batches(run, {"x": np.arange(10.0)}, lo=4, hi=4)
     assert seen == [4, 4, 4] and out[0].tolist() == (np.arange(10.0) * 2).tolist()
+
+
+def test_the_report_tables_say_which_data_the_scores_and_the_verdict():
+    data = "samples.npz: 30 held-out of 40, 10 for calibration"
+    metric = dict(case="data", data=data, samples=30, direction="min")
+    rows = [
+        _row(passed=False, note="cosine 0.95 < 0.99"),  # random-input parity of the int8 engine: fails
+        _row(**metric, metric="top1_agreement", value=0.995, threshold=0.99, judged_by="metric"),
+        _row(**metric, metric="accuracy", value=0.97, threshold=np.nan, judged_by="info"),
+        _row(**metric, precision="fp16", metric="top1_agreement", value=0.95, threshold=0.99, judged_by="metric", passed=False),
+        _row(**metric, stage="pytorch", backend="torch", variant="", profile="", precision="fp32", metric="accuracy",
+             value=0.98, threshold=np.nan, judged_by="info"),
+    ]
+    acc = pd.DataFrame(rows)
+    table = evaluate.data_table(acc, "m")
+    assert table[["precision", "top1_agreement", "verdict"]].values.tolist() == [
+        ["fp16", "0.9500", "FAIL (top1_agreement 0.9500 < 0.99)"], ["int8", "0.9950", "pass"]]
+    assert evaluate.data_summary(acc, "m") == (f"Judged on {data}. Thresholds for reduced precisions: top1_agreement >= "
+                                               f"0.99. PyTorch's accuracy 0.9800 against the labels.")
+    assert evaluate.judged_on_random(acc, ["m", "other"]) == ["other"]

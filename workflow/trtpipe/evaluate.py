@@ -275,3 +275,53 @@ def artifact_verdicts(accuracy) -> "Any":
             on = "data" if (rows["case"] == DATA_CASE).any() else "random"
         out.append({**dict(zip(keys, key)), "passed": ok, "judged_on": on})
     return pd.DataFrame(out)
+
+
+# --- what the report shows -----------------------------------------------------------------------------------------
+def data_table(accuracy, model: str):
+    """Per artifact of `model` judged on the samples: every score, the verdict and why. Empty without samples."""
+    import pandas as pd
+
+    if "metric" not in accuracy:
+        return pd.DataFrame()
+    rows = accuracy[(accuracy["model"] == model) & accuracy["metric"].notna() & (accuracy["stage"] != "pytorch")]
+    if rows.empty:
+        return pd.DataFrame()
+    verdicts = artifact_verdicts(accuracy[accuracy["model"] == model])
+    keys = ["stage", "backend", "variant", "precision", "profile"]
+    out = []
+    for key, group in rows.fillna({"profile": "", "variant": ""}).groupby(keys, sort=False):
+        entry = dict(zip(keys, key))
+        for r in group.to_dict("records"):
+            entry[r["metric"]] = f"{r['value']:.4f}"
+        judged = verdicts[(verdicts[keys].astype(str) == pd.Series(dict(zip(keys, map(str, key))))).all(axis=1)]
+        ok = bool(judged["passed"].all()) if not judged.empty else True
+        misses = [f"{r['metric']} {r['value']:.4f} {'<' if r['direction'] == 'min' else '>'} {r['threshold']:g}"
+                  for r in group.to_dict("records") if r["judged_by"] == "metric" and not r["passed"]]
+        entry["verdict"] = "pass" if ok else "FAIL" + (f" ({'; '.join(misses)})" if misses else " (parity)")
+        out.append(entry)
+    order = {"export": 0, "simplify": 1, "precision": 2, "engine": 3}
+    return pd.DataFrame(out).sort_values(["stage", "precision", "backend", "variant", "profile"],
+                                         key=lambda c: c.map(order) if c.name == "stage" else c).reset_index(drop=True)
+
+
+def data_summary(accuracy, model: str) -> str | None:
+    """One sentence: which data, how many held out, the thresholds, and PyTorch's own task score."""
+    if "metric" not in accuracy:
+        return None
+    rows = accuracy[(accuracy["model"] == model) & accuracy["metric"].notna()]
+    if rows.empty:
+        return None
+    data = rows["data"].dropna().iloc[0]
+    limits = rows[rows["judged_by"] == "metric"].drop_duplicates("metric")
+    thresholds = ", ".join(f"{r['metric']} {'>=' if r['direction'] == 'min' else '<='} {r['threshold']:g}"
+                           for r in limits.to_dict("records")) or "none (elementwise tolerances decide)"
+    torch_rows = rows[rows["stage"] == "pytorch"]
+    own = "; ".join(f"PyTorch's {r['metric']} {r['value']:.4f}" for r in torch_rows.to_dict("records"))
+    return (f"Judged on {data}. Thresholds for reduced precisions: {thresholds}." + (f" {own} against the labels." if own else ""))
+
+
+def judged_on_random(accuracy, models: list[str]) -> list[str]:
+    """Models whose accuracy verdicts rest on seeded random inputs only (no samples)."""
+    with_data = set(accuracy.loc[accuracy["case"] == DATA_CASE, "model"]) if "case" in accuracy else set()
+    return [m for m in models if m not in with_data]

@@ -35,7 +35,7 @@ except ConfigError as exc:
 # said once, at DAG time, before anything runs; the report says it again. Jobs started by an executor parse
 # this file too, hence the main-process check.
 if workflow.is_main_process:
-    for note in trtpipe_failures.skipped_notes(SWEEP):
+    for note in [*trtpipe_failures.skipped_notes(SWEEP), *SWEEP.unbenchmarked_notes()]:
         print(f"trtpipe: {note}", file=sys.stderr)
 
 
@@ -53,6 +53,7 @@ include: "workflow/rules/summary.smk"
 rule all:
     input:
         SUMMARY_FILES,
+        ENGINE_FILES,
     default_target: True
 
 

@@ -72,7 +72,10 @@ def test_a_nan_reference_is_refused_naming_the_output_and_the_fix(sweep, tmp_pat
     message = str(info.value)
     assert message.startswith("model nan: PyTorch itself returns 4 NaN of 4 values in output 'output' at batch 1 (b1) "
                               "for seeded random inputs (x 1x8 standard normal)")
-    assert "fix: check the checkpoint" in message and "models.nan.inputs[].range" in message and "\n" not in message
+    # the weights are trtpipe's own seeded ones: the fix points at forward(), never at "the checkpoint"
+    assert "with trtpipe's seeded weights, so nothing can be checked" in message and "the checkpoint" not in message
+    assert "fix: check forward() (an operation that gives NaN/Inf" in message
+    assert "models.nan.inputs[].range" in message and "\n" not in message
     assert not (tmp_path / "nan.npz").exists()
 
 
@@ -82,7 +85,7 @@ def test_nan_weights_are_named(sweep, tmp_path):
     state["fc.weight"][0, 0] = float("inf")
     torch.save(state, tmp_path / "diverged.pt")
     spec = validate(tiny_config(d={**user_model("tiny_linear"), "checkpoint": str(tmp_path / "diverged.pt")})).models["d"]
-    with pytest.raises(TrtpipeError, match=r"with checkpoint .*diverged.pt \(its parameter 'fc.weight' itself holds NaN/Inf\)"):
+    with pytest.raises(TrtpipeError, match=r"with checkpoint .*diverged.pt \(its parameter 'fc.weight' itself holds NaN/Inf\), so nothing can be checked against it; fix: check the checkpoint \(a diverged"):
         make_reference(spec, spec.checkpoint, [1, 3], tmp_path / "d.npz")
 
 

@@ -243,6 +243,8 @@ def engine_stem(t):
 
 
 ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
+# The engines are deliverables too (rule all asks for them): one deleted between runs is rebuilt, and then timed again.
+ENGINE_FILES = [f"{engine_stem(t)}.{registry.get(t.backend).engine_suffix}" for t in ENGINE_TARGETS]
 BENCH_FILES = [f"{R}/{t.engine.model}/bench/{t.engine.backend}/{t.stem}.csv" for m in SWEEP.models for t in SWEEP.bench_targets(m)]
 REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precision_onnx_needed(m)]
 ACCURACY_FILES = (

@@ -127,6 +127,9 @@ def refuse_not_dynamic(reference_path: str | Path, spec: ModelSpec, shown_as: st
         raise hard_coded_in_model(shown_as, spec, failed, f"batch {ran.batch} ({ran.id})")
 
 
+TRACE_FROZE = "trtpipe.trace_froze"  # ONNX metadata the export leaves: where the TorchScript trace froze a value
+
+
 def check_export(
     onnx_path: str | Path,
     spec: ModelSpec,
@@ -143,9 +146,28 @@ def check_export(
     """
     import onnx
 
-    from .backends.ort_session import RunFailure, run_session, session
+    from .backends.ort_session import RunFailure
 
     graph = onnx.load(str(onnx_path))
+    try:
+        return _check_export(graph, onnx_path, spec, reference_path, variant, tolerance, dummy_batch, shown_as, stage)
+    except (DynamicExportError, ParityError, RunFailure) as exc:
+        frozen = next((p.value for p in graph.metadata_props if p.key == TRACE_FROZE), None)
+        if frozen is None:
+            raise
+        text = str(exc)
+        cut = min((i for i in (text.find(m) for m in ("; usual cause", "; fix:", ". fix:", ". The values differ")) if i > 0),
+                  default=len(text.rstrip(".")))
+        message = (f"{text[:cut]}; cause: the TorchScript trace froze a value at {frozen}, so the graph keeps what it "
+                   f"computed for the traced input; fix: compute it with tensor operations (x.flatten(1), x.size(0) "
+                   f"inside torch ops, torch.where), or export with export.exporter: dynamo.")
+        raise (RunFailure(message, exc.node, exc.op_type) if isinstance(exc, RunFailure) else type(exc)(message)) from exc
+
+
+def _check_export(graph, onnx_path, spec: ModelSpec, reference_path, variant: Variant, tolerance, dummy_batch: int,
+                  shown_as, stage: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from .backends.ort_session import RunFailure, run_session, session
+
     sess = session(str(onnx_path), level="basic")
     onnx_path = str(shown_as or onnx_path)
     dims = graph_dims(graph)

@@ -175,14 +175,21 @@ def cmd_summarize(args) -> None:
 
     if args.config:  # whatever finished of this config's sweep, with what failed (trtpipe/failures.py)
         from .config import load_file
-        from .failures import summarize_sweep
+        from .failures import refuse_summary_dir, summarize_sweep
 
-        summarize_sweep(load_file(args.config), args.out_dir)
+        sweep = load_file(args.config)
+        refuse_summary_dir(sweep, args.out_dir)
+        summarize_sweep(sweep, args.out_dir)
         print(f"report: {Path(args.out_dir) / 'report.html'}")
         return
     summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
               args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
               baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
+    import shutil
+
+    from .failures import partial_dir
+
+    shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)  # the report after a failure, now superseded
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -363,6 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl-C (SIGINT) ends a command with one line, not a traceback: its outputs were never moved into place
+    (io.atomic_path), and its log ends without an error, which the failure read-back calls "did not finish"."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        log.info("interrupted (SIGINT)")
+        print(f"trtpipe {' '.join((sys.argv[1:] if argv is None else argv)[:1])}: interrupted (Ctrl-C); nothing was "
+              f"written", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -83,7 +83,7 @@ class Sweep:
         self.peak_tflops = raw["peak_tflops"]
         self.objectives = raw["objectives"]  # {model: {p99_latency_ms, min_throughput}}
         self.traffic = raw["traffic"]  # {model: {batch: {size: weight}}}
-        self.baseline = raw.get("baseline")  # checked at summary time: it may be produced later
+        self.baseline = raw.get("baseline")  # an earlier sweep: checked to exist by validate()
         self.compare = raw["compare"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
@@ -220,6 +220,27 @@ class Sweep:
         inside = {b for b in self.batch_sizes_for(model) if profile.contains_batch(b)}
         return sorted(inside | {profile.opt})
 
+    def unbenchmarked_batches(self, model: str) -> list[int]:
+        """Configured batch sizes no benchmark of the model times: above every dynamic profile's max (or below its
+        min) and without a static engine of their own."""
+        timed = {b for t in self.bench_targets(model)
+                 for b in self.bench_batches(model, self.engine_profile(t.engine.variant, t.profile))}
+        return [b for b in self.batch_sizes_for(model) if b not in timed]
+
+    def unbenchmarked_notes(self) -> list[str]:
+        """One line per model with configured batch sizes that nothing times; printed at DAG time by the Snakefile."""
+        notes = []
+        for model in self.models:
+            missed = self.unbenchmarked_batches(model)
+            if missed and self.bench_targets(model):
+                profiles = {t.profile for t in self.bench_targets(model) if t.engine.variant.is_dynamic}
+                ranges = ", ".join(f"{p} {self.profile(p).min}-{self.profile(p).max}" for p in sorted(profiles)) or "none"
+                notes.append(f"not benchmarked: batch size(s) {', '.join(map(str, missed))} of {model} (batch_sizes) "
+                             f"lie outside every profile it is built for (dynamic profiles: {ranges}) and no static engine "
+                             f"of that batch is built; fix: add a profile that holds them to sweep.profiles (or the "
+                             f"model's profiles), list them in static_batch_sizes, or drop them from batch_sizes.")
+        return notes
+
     def reference_batches(self, model: str) -> list[int]:
         """The traced dummy batch, batches away from it, and every static variant's batch."""
         extra = {*REFERENCE_EXTRA_BATCHES, self.export["dummy_batch"]}
@@ -234,13 +255,7 @@ def load_file(path: str | Path) -> Sweep:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: file not found; fix: pass an existing config file (e.g. config.yaml).")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)}); fix: correct the syntax.")
-    return validate(raw, source=str(path))
+    return validate(read_yaml(path) or {}, source=str(path))
 
 
 def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
@@ -410,6 +425,39 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
             if b == 0:
                 raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
         _check_metric(m, where, source)
+    _check_model_names(data, source)
+    _check_baseline(data.get("baseline"), source)
+
+
+# The longest file name a model's name goes into: results/summary/plots/{model}.pareto.png (see
+# workflow/rules/common.smk); temporary files beside it are bounded by io.atomic_path. Other paths hold the name as a
+# folder (results/{model}/...), which is shorter.
+LONGEST_MODEL_FILE = "{model}.pareto.png"
+NAME_MAX = 255  # bytes per path component (Linux, macOS)
+
+
+def _check_model_names(data: dict[str, Any], source: str) -> None:
+    most = NAME_MAX - len(LONGEST_MODEL_FILE.format(model=""))
+    for model in data["models"]:
+        if len(model) > most:  # the schema allows ASCII letters, digits, '_' and '-' only: a byte each
+            raise ConfigError(f"{source}: models.{model[:30]}... is a model name of {len(model)} characters, and its "
+                              f"plot's file name (results/summary/plots/{LONGEST_MODEL_FILE}) would pass the file "
+                              f"system's limit of {NAME_MAX} bytes; fix: shorten the name to at most {most} characters.")
+
+
+def _check_baseline(baseline: str | None, source: str) -> None:
+    """The sweep to compare against must exist before anything runs (the summary, last of all, reads it)."""
+    if baseline is None:
+        return
+    path = Path(baseline)
+    if path.is_file():
+        return
+    if path.is_dir() and (path / "summary" / "benchmarks.csv").is_file():
+        return
+    found = ("is a folder without summary/benchmarks.csv (not a finished sweep's results folder)" if path.is_dir() else
+             f"does not exist (looked for {path.absolute()})")
+    raise ConfigError(f"{source}: baseline = {baseline!r} {found}; fix: give an earlier sweep's results folder or its "
+                      f"summary/benchmarks.csv, or remove the baseline key.")
 
 
 def _check_metric(m: dict[str, Any], where: str, source: str) -> None:
@@ -431,13 +479,27 @@ def _check_metric(m: dict[str, Any], where: str, source: str) -> None:
 
 
 def check_yaml_syntax(path: str | Path) -> None:
-    """Raise ConfigError naming the file, line and column of a YAML syntax error (Snakemake's own message for a
-    config file that does not parse names neither); a missing file is left to the caller."""
+    """Raise ConfigError naming the file and where it breaks: a byte that is not UTF-8, or a YAML syntax error
+    (Snakemake's own messages for a config file that does not parse name neither); a missing file is left to the
+    caller."""
     path = Path(path)
-    if not path.exists():
-        return
+    if path.exists():
+        read_yaml(path)
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of a config file, or ConfigError with the file, the line (and byte offset or column) and the fix."""
+    data = path.read_bytes()
     try:
-        yaml.safe_load(path.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}: the byte at offset {exc.start} (line {line}, column {column}) is 0x{data[exc.start]:02x}, which is "
+                          f"not UTF-8 ({exc.reason}); fix: save the file as UTF-8 (text pasted from a Latin-1 or "
+                          f"Windows-1252 file is the usual cause).") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -59,6 +59,7 @@ def export_onnx(
         raise
     log.info("exporting %s (%s) with the %s exporter at opset %d on %s", spec.name, variant, exporter, opset, describe(inputs))
 
+    frozen: list[str] = []
     with atomic_path(out_path) as tmp:
         try:
             if exporter == "dynamo":
@@ -83,13 +84,17 @@ def export_onnx(
                         model, args, str(tmp), input_names=order, output_names=output_names, opset_version=opset,
                         dynamo=False, dynamic_axes=dynamic_axes, do_constant_folding=True,
                     )
-                _log_tracer_warnings(caught)
+                frozen = _log_tracer_warnings(caught)
         except TrtpipeError:
             raise
         except Exception as exc:
             log.error("export failed:\n%s", plain(traceback.format_exc()))
             raise TrtpipeError(_export_failure(spec, variant, exporter, opset, exc)) from exc
         graph = onnx.load(str(tmp))
+        if frozen:  # for the check, which fails later in another job: the likely cause
+            from .check import TRACE_FROZE
+
+            graph.metadata_props.add(key=TRACE_FROZE, value=frozen[0])
         if dynamic:
             _name_dynamic_dims(graph, spec, order)
         onnx.checker.check_model(graph)
@@ -119,13 +124,18 @@ def _refuse_hardcoded_batch(model, spec: ModelSpec, traced: int, exc: TrtpipeErr
         ) from exc
 
 
-def _log_tracer_warnings(caught) -> None:
-    """The TorchScript exporter traces: a Python decision on a tensor is frozen for the example input. Say where."""
+def _log_tracer_warnings(caught) -> list[str]:
+    """The TorchScript exporter traces: a Python decision on a tensor is frozen for the example input. Say where;
+    returns the places."""
     import torch
 
+    frozen = []
     for w in caught:
         if issubclass(w.category, torch.jit.TracerWarning):
-            log.warning("the trace froze a value at %s:%d: %s", _shown(w.filename), w.lineno, str(w.message).splitlines()[0])
+            where, message = f"{_shown(w.filename)}:{w.lineno}", str(w.message).splitlines()[0]
+            log.warning("the trace froze a value at %s: %s", where, message)
+            frozen.append(f"{where} ({message.split('. ')[0]})")
+    return frozen
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # terminal colour codes the exporter puts in its messages

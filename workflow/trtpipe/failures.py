@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,8 @@ def reason_from_log(path: str | Path) -> str | None:
 @dataclass
 class Outcome:
     job: Job
-    status: str  # done, failed, unfinished (a log without an error: interrupted or killed), not run
+    status: str  # done, failed, unfinished (a log without an error: interrupted or killed), not run, removed (an
+    # output removed after it finished by a job that needs it and failed on it: that failure is the one reported)
     reason: str = ""
     blocked: bool = False  # not run because a job it (indirectly) needs failed or was cut off
 
@@ -143,6 +143,11 @@ def outcomes(sweep) -> list[Outcome]:
     reported as a result)."""
     jobs = expected_jobs(sweep)
     by_key = {j.key: j for j in jobs}
+    # A job whose log says it failed after every job it needs had run: it ran, even where an input of it is gone now
+    # (a benchmark removes an engine cut short after its build, so that the next run rebuilds it).
+    failed_after = {j.key for j in jobs if os.path.exists(j.log) and reason_from_log(j.log) is not None
+                    and all(os.path.getmtime(j.log) >= _mtime(by_key[n].log) for n in j.needs if n in by_key)}
+    removed_by = {n: j for j in jobs if j.key in failed_after for n in j.needs}  # key -> the failed job that needs it
     done: dict[str, float] = {}  # key -> oldest output mtime
     result = []
     for job in jobs:  # stage order: what a job needs comes before it
@@ -153,6 +158,12 @@ def outcomes(sweep) -> list[Outcome]:
         if complete and missing_need is None and min(mtimes) >= newest_need:
             done[job.key] = min(mtimes)
             result.append(Outcome(job, "done"))
+        elif missing_need is not None and job.key in failed_after:
+            result.append(Outcome(job, "failed", reason_from_log(job.log) or ""))
+        elif not complete and mtimes and job.key in removed_by and reason_from_log(job.log) is None:
+            user = removed_by[job.key]
+            result.append(Outcome(job, "removed", f"an output was removed after it finished, by {user.stage} "
+                                                  f"{user.artifact} (see its failure)"))
         elif missing_need is not None:  # it cannot have run: what it reads is missing
             need = by_key[missing_need]
             blocker = next((o for o in result if o.job.key == missing_need), None)
@@ -165,6 +176,10 @@ def outcomes(sweep) -> list[Outcome]:
         else:
             result.append(Outcome(job, "not run", "the run stopped before it"))
     return result
+
+
+def _mtime(path: str) -> float:
+    return os.path.getmtime(path) if os.path.exists(path) else 0.0
 
 
 def _newest(job: Job) -> float:
@@ -224,7 +239,38 @@ def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
     return failures
 
 
-SUMMARY_NAMES = ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")
+# The report after a failure lives in its own folder, never among the summary rule's outputs: Snakemake would take
+# those for a finished summary, and then a missing input of it for an intermediate file it need not remake (the
+# sweep stayed stuck, "Nothing to be done", after one failed rerun). The summary rule removes the folder once it
+# has written the full report.
+PARTIAL_DIR = "partial"
+SUMMARY_NAMES = ("benchmarks.csv", "accuracy.csv", "report.md", "report.html", "compare.md", "compare.csv")
+
+
+def partial_dir(summary_dir: str | Path) -> Path:
+    return Path(summary_dir) / PARTIAL_DIR
+
+
+def summary_outputs(sweep) -> list[Path]:
+    """The summary rule's outputs (workflow/rules/summary.smk; plots one and one .pareto per model)."""
+    out = Path(sweep.results, "summary")
+    plots = [out / "plots" / f"{m}{kind}.png" for m in sweep.models for kind in ("", ".pareto")]
+    return [*(out / n for n in SUMMARY_NAMES), *plots]
+
+
+def refuse_summary_dir(sweep, out_dir: str | Path) -> None:
+    """`trtpipe summarize --config` by hand: a report of a sweep that did not finish must not land among the summary
+    rule's outputs either (see PARTIAL_DIR)."""
+    from .errors import TrtpipeError
+
+    summary = Path(sweep.results, "summary")
+    if Path(out_dir).resolve() != summary.resolve():
+        return
+    unfinished = [o for o in outcomes(sweep) if o.status != "done"]
+    if unfinished:
+        raise TrtpipeError(f"--out-dir {out_dir} is where the summary rule writes, and {len(unfinished)} job(s) of this "
+                           f"sweep are not done: Snakemake would take this report for a finished summary and not "
+                           f"rerun them; fix: use --out-dir {partial_dir(summary)}.")
 
 
 def write_partial_report(sweep, snakemake_log: str | None = None, python: str = sys.executable) -> None:
@@ -233,26 +279,38 @@ def write_partial_report(sweep, snakemake_log: str | None = None, python: str = 
         _write_partial_report(sweep, snakemake_log, python)
     except Exception as exc:  # noqa: BLE001 - an onerror handler must not mask the run's own error
         print(f"trtpipe: the report of what finished could not be written ({type(exc).__name__}: {exc}); fix: run "
-              f"trtpipe summarize --config config.yaml --out-dir {Path(sweep.results, 'summary')}", file=sys.stderr)
+              f"trtpipe summarize --config {_config_file(sweep)} --out-dir {partial_dir(Path(sweep.results, 'summary'))}",
+              file=sys.stderr)
+
+
+def _config_file(sweep) -> str:
+    """The config file the sweep was read from, as a command line names it."""
+    return sweep.source if sweep.source and "," not in sweep.source else "config.yaml"
 
 
 def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None:
     """Snakefile `onerror:`: list what failed on the console and write the report over what finished.
 
-    The report goes where the summary rule writes it, and its files are then dated back to before every
-    finished input, so that Snakemake (which did not make them) still runs the summary rule on the next
-    run instead of taking a partial report for a finished one."""
+    The report goes to results/summary/partial/. A full summary left by an earlier run no longer describes the
+    files (a job failed that it counted as done, or that it did not know): it is removed, so that the next run
+    runs the summary rule and with it every job it needs, the failed ones included."""
     results = outcomes(sweep)
     rows = failure_rows(results)
     failed = [r for r in rows if r["log"]]
-    out_dir = Path(sweep.results, "summary")
-    print(f"\ntrtpipe: {len(failed)} job(s) failed or did not finish:", file=sys.stderr)
+    out_dir = partial_dir(Path(sweep.results, "summary"))
+    summary_log = Path(sweep.results, "summary", "summary.log")  # the summary job's own failure (its inputs all done)
+    summary_failed = reason_from_log(summary_log) if not failed else None
+    print(f"\ntrtpipe: {len(failed) + bool(summary_failed)} job(s) failed or did not finish:", file=sys.stderr)
     for r in failed:
         label = " ".join(x for x in (r["model"], r["stage"], r["engine"]) if x)
         print(f"  {label}: {r['reason']} (log: {r['log']})", file=sys.stderr)
     for r in rows:
         if not r["log"]:
             print(f"  {r['model']}: {r['engine']} {r['reason']}", file=sys.stderr)
+    if summary_failed:
+        print(f"  summary: {summary_failed} (log: {summary_log})", file=sys.stderr)
+    for path in summary_outputs(sweep):
+        path.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = out_dir / ".partial-config.json"
     config.write_text(json.dumps(sweep.raw, default=str))
@@ -264,14 +322,10 @@ def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None
     if proc.returncode != 0:
         detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         print(f"trtpipe: the report of what finished could not be written ({detail}); fix: see {out_dir / 'summary.log'}, "
-              f"then run: trtpipe summarize --config config.yaml --out-dir {out_dir}", file=sys.stderr)
+              f"then run: trtpipe summarize --config {_config_file(sweep)} --out-dir {out_dir}", file=sys.stderr)
         return
-    finished = [os.path.getmtime(p) for ps in expected_inputs(results).values() for p in ps]
-    stamp = (min(finished) if finished else time.time()) - 1
-    for path in [*(out_dir / n for n in SUMMARY_NAMES), *(out_dir / "plots").glob("*.png")]:
-        if path.exists():
-            os.utime(path, (stamp, stamp))
-    print(f"trtpipe: report of what finished, with a Failures section: {(out_dir / 'report.html').resolve()}",
+    print(f"trtpipe: report of what finished, with a Failures section: {(out_dir / 'report.html').resolve()} (the next "
+          f"run retries what failed and writes the full report to {Path(sweep.results, 'summary').resolve()})",
           file=sys.stderr)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path, suffix)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path, suffix)}.{_HOST}-{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,14 +38,30 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 
 
 _HOST = socket.gethostname().split(".")[0].replace("-", "_") or "host"
+NAME_MAX = 255  # bytes per file name (Linux, macOS)
+_RANDOM = 8  # the characters tempfile.mkstemp adds
+_PID = 7  # the most digits of a Linux process id (pid_max is at most 2**22)
+
+
+def _temp_stem(path: Path, suffix: str) -> str:
+    """The artifact's name as its temporary file's names start, cut (with a digest of the whole name, so that two
+    artifacts never share it) where the full name would pass NAME_MAX: an artifact whose own name fits always gets a
+    temporary file (a 240-character model name gave a plot's temporary file a name too long to create)."""
+    room = NAME_MAX - len(f"..{_HOST}-.".encode()) - _PID - _RANDOM - len(suffix.encode())
+    name = path.name
+    if len(name.encode()) <= room:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name.encode()[: room - len(digest) - 1].decode(errors="ignore") + "~" + digest
 
 
 def _remove_leftovers(path: Path, suffix: str) -> None:
     """A job killed with SIGKILL (out of memory, a cluster's time limit) cannot remove its temporary file; the next
     write of the same artifact does, where the file names this host and a process that no longer runs (a file
     shared across jobs, like a timing cache, may be being written by a live one)."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_HOST)}-(\d+)\..*{re.escape(suffix)}$")
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+    stem = _temp_stem(path, suffix)
+    pattern = re.compile(rf"\.{re.escape(stem)}\.{re.escape(_HOST)}-(\d+)\..*{re.escape(suffix)}$")
+    for leftover in path.parent.glob(f".{glob.escape(stem)}.*"):
         m = pattern.match(leftover.name)
         if m and not _alive(int(m.group(1))):
             leftover.unlink(missing_ok=True)

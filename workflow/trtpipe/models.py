@@ -64,6 +64,36 @@ def checkpoint_kind(path: str | Path) -> str:
     return "state_dict"
 
 
+def call_factory(spec: ModelSpec) -> Any:
+    """The factory called with factory_kwargs; keywords it does not take are one sentence naming factory_kwargs and
+    the parameters it does take (a typo used to end in "unexpected failure (TypeError ...)")."""
+    factory = resolve_factory(spec.factory)
+    kwargs = spec.factory_kwargs
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: let the call say it
+        signature = None
+    accepted = (", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in signature.parameters.values())
+                if signature else "...")
+
+    def refuse(exc: TypeError) -> TrtpipeError:
+        return TrtpipeError(f"model {spec.name}: models.{spec.name}.factory_kwargs = {dict(sorted(kwargs.items()))} does not "
+                            f"fit the factory {spec.factory}({accepted}): {exc}; fix: correct or remove that key in "
+                            f"factory_kwargs.")
+
+    if signature is not None:
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            raise refuse(exc) from None
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:  # a factory taking **kwargs that passes them on to a class
+        if "keyword argument" in str(exc) and any(repr(k) in str(exc) for k in kwargs):
+            raise refuse(exc) from None
+        raise
+
+
 def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Module:
     """The model in eval mode with the checkpoint's weights; one clear sentence on any mismatch."""
     if checkpoint is not None and not Path(checkpoint).exists():
@@ -87,7 +117,7 @@ def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Modu
         loader = getattr(factory, "load_checkpoint", None) if checkpoint is not None else None
         with torch.random.fork_rng():  # without a checkpoint, the weights are the seeded ones, every time
             torch.manual_seed(spec.seed)
-            model = loader(checkpoint, **spec.factory_kwargs) if loader else factory(**spec.factory_kwargs)
+            model = loader(checkpoint, **spec.factory_kwargs) if loader else call_factory(spec)
         if not isinstance(model, torch.nn.Module):
             raise TrtpipeError(f"model {spec.name}: factory {spec.factory} returned {type(model).__name__}, not an nn.Module; fix: return the module.")
         if checkpoint is not None and loader is None:
@@ -229,8 +259,29 @@ def _load_state_dict(model: torch.nn.Module, spec: ModelSpec, checkpoint: str | 
             parts.append(f"{len(result.unexpected_keys)} unexpected key(s), e.g. {result.unexpected_keys[0]!r}")
         raise TrtpipeError(
             f"model {spec.name}: checkpoint {checkpoint} does not fit the factory's model ({'; '.join(parts)}); "
-            f"fix: check factory_kwargs or strip a 'module.' prefix left by DataParallel."
+            f"{key_mismatch_cause(result.missing_keys, result.unexpected_keys, spec.name)}."
         )
+
+
+def key_mismatch_cause(missing: list[str], unexpected: list[str], model: str) -> str:
+    """What the keys show, and its fix: a prefix one side has (DataParallel's 'module.'), keys that are only partly
+    there, or another architecture (the keys name other layers)."""
+    for extra, lacking, verb in ((unexpected, missing, "strip"), (missing, unexpected, "add")):
+        prefix = extra[0].split(".", 1)[0] + "." if extra and "." in extra[0] else None
+        if prefix and lacking and all(k.startswith(prefix) for k in extra) and {k[len(prefix):] for k in extra} == set(lacking):
+            where = " (left by DataParallel or DistributedDataParallel)" if prefix == "module." and verb == "strip" else ""
+            how = ("{k.removeprefix(%r): v for k, v in state.items()}" % prefix if verb == "strip" else
+                   "{%r + k: v for k, v in state.items()}" % prefix)
+            return (f"the keys are the model's with a prefix {prefix!r} {'the checkpoint has' if verb == 'strip' else 'the model has'}"
+                    f"{where}; fix: {verb} it and re-save: torch.save({how}, path)")
+    if missing and unexpected:
+        return (f"the keys name other layers: a checkpoint of another architecture, or of other factory settings; fix: use "
+                f"the factory (and models.{model}.factory_kwargs) the checkpoint was saved from, or the checkpoint of this model")
+    if missing:
+        return (f"the checkpoint holds only part of the model (a backbone without its head, say); fix: give the full "
+                f"model's state_dict, or a factory that builds only the part it holds")
+    return (f"the checkpoint has layers the model lacks (other factory settings, or a larger variant); fix: check "
+            f"models.{model}.factory and factory_kwargs")
 
 
 def _untied(model: torch.nn.Module, missing: list[str]) -> list[str]:

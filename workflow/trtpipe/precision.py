@@ -67,6 +67,13 @@ def calibration_inputs(spec: ModelSpec, batch: int | None, data_path: str | None
         source = {"source": "random", "samples": samples, "seed": seed}
     if batch:  # a static graph calibrates whole batches: cut to a multiple, or repeat when too few
         usable = max(batch, count - count % batch)
+        if count < batch:  # said, in the log and in the report's calibration column, never repeated silently
+            source["repeated_to"] = usable
+            where = (f"calibration data {data_path} has" if data_path else "the random calibration set has")
+            fix = (f"models.{spec.name}.calibration_data" if data_path else "precision.calibration_samples")
+            log.warning("model %s: %s %d sample(s), fewer than the static batch %d, so they are repeated to fill one "
+                        "batch (the ranges come from %d sample(s) only); fix: give at least %d samples (a few hundred are "
+                        "usual) in %s.", spec.name, where, count, batch, count, batch, fix)
         index = np.arange(usable) % count
         arrays = {k: v[index] for k, v in arrays.items()}
     else:

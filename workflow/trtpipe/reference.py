@@ -129,13 +129,18 @@ def refuse_nonfinite(spec: ModelSpec, model, checkpoint: str | None, cases: list
                 continue
             nan, inf = int(np.isnan(out).sum()), int(np.isinf(out).sum())
             bad = ", ".join(f"{n} {k}" for n, k in ((nan, "NaN"), (inf, "Inf")) if n)
-            source = f"checkpoint {checkpoint}" if checkpoint else "the factory's seeded weights"
+            seeded = spec.checkpoint is None  # the weights are trtpipe's own seeded ones: no checkpoint to blame
+            source = ("trtpipe's seeded weights" + (f" ({checkpoint})" if checkpoint else "") if seeded
+                      else f"checkpoint {checkpoint}")
+            suspect = ("forward() (an operation that gives NaN/Inf on these weights and inputs: log, sqrt or division of "
+                       "values near 0, an overflow, a NaN constant)" if seeded else
+                       "the checkpoint (a diverged training run, a wrong file)")
             inputs = {k.rsplit("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{case['id']}/input/")}
             raise TrtpipeError(
                 f"model {spec.name}: PyTorch itself returns {bad} of {out.size} values in output {name!r} at batch "
                 f"{case['batch']} ({case['id']}) for seeded random inputs ({_ranges(spec, inputs)}) with {source}"
-                f"{_nonfinite_weights(model)}, so nothing can be checked against it; fix: check the checkpoint "
-                f"(a diverged training run, a wrong file) and the input ranges (models.{spec.name}.inputs[].range: "
+                f"{_nonfinite_weights(model)}, so nothing can be checked against it; fix: check {suspect} "
+                f"and the input ranges (models.{spec.name}.inputs[].range: "
                 f"log/sqrt/division of values the model never sees in practice)."
             )
 

@@ -269,9 +269,11 @@ def constant_warning(model: str, outputs: list[str]) -> str:
 def _calibration_text(calibration: dict[str, Any] | None) -> str:
     if not calibration:
         return ""
+    repeated = (f", REPEATED to fill a batch of {calibration['repeated_to']}: fewer samples than the batch"
+                if calibration.get("repeated_to") else "")
     if calibration["source"] == "random":
-        return f"RANDOM ({calibration['samples']} seeded samples)"
-    return f"{calibration['path']} ({calibration['samples']} samples)"
+        return f"RANDOM ({calibration['samples']} seeded samples{repeated})"
+    return f"{calibration['path']} ({calibration['samples']} samples{repeated})"
 
 
 # --- plots ---------------------------------------------------------------------------------------

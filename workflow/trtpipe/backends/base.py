@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,21 @@ def refuse_foreign_engine(engine_path, sidecar: dict, here: dict, library: str) 
                          f"the engine here (delete it and rerun), never time a foreign engine.")
 
 
+def refuse_altered_engine(engine_path, sidecar: dict) -> None:
+    """An engine whose size is not the one its build recorded was cut short or altered since (a copy that stopped,
+    a full disk, a hand edit): it is removed, so that the next run rebuilds it (Snakemake cannot see the change, and
+    would otherwise fail on it in every run), and the job fails with one sentence. A change that keeps the size is
+    not caught (a digest of a multi-GB engine at every load costs more than it is worth)."""
+    built = sidecar.get("engine_bytes")
+    size = os.path.getsize(engine_path) if os.path.exists(engine_path) else None
+    if built is None or size is None or size == built:
+        return
+    os.remove(engine_path)
+    raise EngineMismatch(f"{engine_path} has {size} bytes, but its build wrote {built} (its sidecar's engine_bytes): it was "
+                         f"cut short or altered after the build, so it was removed; fix: run the workflow again, which "
+                         f"rebuilds it (or, by hand, rebuild it with trtpipe build-engine).")
+
+
 class Runner:
     """Loads one engine for one of its profiles. Subclasses implement identity(), load(), run_impl(),
     benchmark_impl() and describe_impl(); the public methods check what every backend must check."""
@@ -98,6 +114,7 @@ class Runner:
         self.threads = threads
         self.profile = engine_profile(sidecar, profile, engine_path)
         self.output_names: list[str] = []
+        refuse_altered_engine(engine_path, sidecar)
         self.here = self.identity()  # once: a GPU backend's identity queries the device
         refuse_foreign_engine(engine_path, sidecar, self.here, self.backend.library)
         self.load()

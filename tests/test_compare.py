@@ -330,7 +330,7 @@ def test_planted_regression_through_the_trtpipe_cli_exits_1(sweep, tmp_path):
 
 def test_report_sections_for_budget_traffic_memory_and_baseline(sweep, tmp_path):
     """The summary with objectives, traffic and a baseline: each section appears, a regression does not fail it."""
-    from trtpipe.report import summarize
+    from trtpipe.report.summary import summarize
 
     base = write_results(tmp_path / "base", sweep, seed=1)
     new = write_results(tmp_path / "new", sweep, seed=1, scale={PLANTED: SLOWDOWN})

@@ -165,7 +165,7 @@ def test_pareto_plot_writes_a_png_atomically(rows, tmp_path):
 def test_a_model_whose_every_engine_failed_accuracy_still_gets_its_plot(rows, tmp_path):
     """The summary rule lists a Pareto plot per model: a model with no engine left after the accuracy
     exclusions (seeded ResNet-50 fp16 on the GPU, say) gets a figure that says so, not a missing output."""
-    from trtpipe.report import deployment_decisions
+    from trtpipe.report.analysis import deployment_decisions
 
     accuracy = rows.assign(stage="engine", passed=False, case="b1", output="y", max_abs_err=0.1, cosine=1.0)
     entry = deployment_decisions(rows, accuracy, tmp_path, {"m": {"p99_latency_ms": 5.0}}, {})["m"]
@@ -176,7 +176,7 @@ def test_a_model_whose_every_engine_failed_accuracy_still_gets_its_plot(rows, tm
 def test_build_cost_is_one_row_per_engine_with_torch_load_columns(rows):
     """The report's Build cost table: the engine's build seconds once per engine (not per batch), and for the
     compiled torch modes what the benchmark spent loading and tracing, and its graphs."""
-    from trtpipe.report import build_costs
+    from trtpipe.report.analysis import build_costs
 
     bench = rows.assign(engine_build_s=1.25)
     torch_rows = rows.head(2).assign(backend="torch_compile_graph", precision="fp16", engine_build_s=61.0,

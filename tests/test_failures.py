@@ -23,7 +23,7 @@ from trtpipe.export import export_onnx
 from trtpipe.models import build_model
 from trtpipe.parity import compare, failure_clause, parity_rows, write_rows
 from trtpipe.reference import Reference, input_independent, make_reference
-from trtpipe.report import summarize
+from trtpipe.report.summary import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = {"atol": 1e-4, "rtol": 1e-3}

@@ -16,7 +16,7 @@ from trtpipe.errors import TrtpipeError
 from trtpipe.export import export_onnx
 from trtpipe.precision import calibration_inputs, check_precision, convert
 from trtpipe.reference import make_reference
-from trtpipe.report import best_configurations, failed_engines
+from trtpipe.report.analysis import best_configurations, failed_engines
 from trtpipe.spec import DYNAMIC
 
 REPO = Path(__file__).resolve().parents[1]

@@ -217,7 +217,7 @@ def test_calibration_data_with_fewer_samples_than_the_batch_is_said(repo_cwd, tm
 
     from helpers import USER_MODEL
     from trtpipe.precision import calibration_inputs
-    from trtpipe.report import _calibration_text
+    from trtpipe.report.sections import _calibration_text
 
     spec = validate(tiny_config(user=USER_MODEL)).models["user"]
     path = tmp_path / "calib.npz"
@@ -282,7 +282,7 @@ def test_a_report_by_hand_of_an_unfinished_sweep_is_kept_out_of_the_summarys_fol
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({**small_config(), "results": str(tmp_path / "results")}))
     summary = tmp_path / "results/summary"
-    from trtpipe.failures import expected_jobs
+    from trtpipe.layout import expected_jobs
 
     jobs = len(expected_jobs(load_file(config)))  # none has run: checkpoint to benchmark
     assert trtpipe_main(["summarize", "--config", str(config), "--out-dir", str(summary)]) == 2

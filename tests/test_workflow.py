@@ -266,9 +266,9 @@ def test_a_yaml_syntax_error_in_config_yaml_names_the_line(tmp_path):
 
 
 def test_the_failure_read_back_knows_every_job_snakemake_plans(tmp_path):
-    """trtpipe/failures.py mirrors the rules' paths: the dry run of a fresh sweep lists exactly its jobs' outputs."""
+    """trtpipe/layout.py's expected jobs are the rules' jobs: the dry run of a fresh sweep lists exactly their outputs."""
     from trtpipe.config import validate
-    from trtpipe.failures import expected_jobs
+    from trtpipe.layout import expected_jobs
 
     config = e2e_config()
     config["sweep"]["backends"] = ["onnxruntime", "torch_eager"]

@@ -11,12 +11,11 @@ for _family, _members in registry.rules().items():
         name:
             f"benchmark_{_family}"
         input:
-            engine=engine_file,
-            sidecar=lambda w: engine_file(w, sidecar=True),
+            engine=lambda w: timed_engine(w)["engine"],
+            sidecar=lambda w: timed_engine(w)["sidecar"],
         output:
-            csv=f"{R}/{{model}}/bench/{{backend}}/{{variant}}.{{precision}}.{{profile}}.csv",
-            # per-iteration timings for `trtpipe compare`; the path is trtpipe.timings.timings_path(csv)
-            timings=f"{R}/{{model}}/bench/{{backend}}/{{variant}}.{{precision}}.{{profile}}.timings.npz",
+            csv=L.benchmark.csv,
+            timings=L.benchmark.timings,  # per-iteration timings for `trtpipe compare`
         wildcard_constraints:
             backend="|".join(re.escape(b.name) for b in _members),
         params:
@@ -30,7 +29,7 @@ for _family, _members in registry.rules().items():
             bench=bench_units,
             gpu=bench_gpu_units,
         log:
-            f"{R}/{{model}}/logs/bench.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+            L.benchmark.log,
         group:
             engine_group
         conda:

@@ -4,12 +4,12 @@
 
 rule checkpoint:
     output:
-        f"{R}/{{model}}/checkpoint.pt",
+        L.checkpoint.checkpoint,
     params:
         spec=factory_json,
         code=lambda w: code("trtpipe.models", model=w.model),
     log:
-        f"{R}/{{model}}/logs/checkpoint.log",
+        L.checkpoint.log,
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -20,15 +20,15 @@ rule reference:
     input:
         checkpoint_input,
     output:
-        reference=f"{R}/{{model}}/reference.npz",
-        flops=f"{R}/{{model}}/flops.json",
+        reference=L.reference.reference,
+        flops=L.reference.flops,
     params:
         spec=model_json,
         checkpoint=lambda w: checkpoint_path(w.model),
         batches=lambda w: ",".join(map(str, SWEEP.reference_batches(w.model))),
         code=lambda w: code("trtpipe.reference", "trtpipe.models", model=w.model),
     log:
-        f"{R}/{{model}}/logs/reference.log",
+        L.reference.log,
     conda:
         "../../envs/torch.yaml"
     shell:

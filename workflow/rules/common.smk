@@ -10,11 +10,13 @@ from snakemake.settings.types import DeploymentMethod
 
 from trtpipe import codehash
 from trtpipe.backends import registry
-from trtpipe.config import COMBINED
+from trtpipe.layout import PRECISIONS, REDUCED_PRECISIONS, Layout, engine_source_stage, stem, timed_engine_profile
 from trtpipe.spec import Variant
-from trtpipe.timings import timings_path
+from trtpipe.summary_inputs import SummaryInputs
 
-R = SWEEP.results
+# Every output and log path comes from the layout (trtpipe/layout.py): L.<stage>.<output> is its template with
+# Snakemake's wildcards in it. The failure read-back and `trtpipe compare` ask the same layout.
+L = Layout(SWEEP.results)
 PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
 
 # Every rule calls `trtpipe <stage> ...`, the same command a user can type. The shell prefix defines it
@@ -46,7 +48,7 @@ BENCH_THREADS = _scheduled_cores()
 wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
     variant=Variant.PATTERN,
-    precision="fp32|tf32|fp16|bf16|int8|fp8",
+    precision="|".join(PRECISIONS),
     profile=r"[A-Za-z0-9_]+",
 
 
@@ -85,7 +87,7 @@ def code(*modules, model=None):
 
 
 def checkpoint_path(model):
-    return SWEEP.models[model].checkpoint or f"{R}/{model}/checkpoint.pt"
+    return L.checkpoint_path(SWEEP.models[model])
 
 
 def checkpoint_input(w):
@@ -99,22 +101,17 @@ def tolerance_json(precision="fp32"):
     return as_json(SWEEP.tolerance(precision))
 
 
-def onnx_for_engine(w):
-    suffix = "" if w.precision in ("fp32", "tf32") else f".{w.precision}"  # tf32 is a way to run the fp32 ONNX
-    return f"{R}/{w.model}/onnx/{w.variant}.sim{suffix}.onnx"
-
-
 def engine_source(w):
     """What an engine is built from: the (precision) ONNX, or the checkpoint."""
-    if registry.get(w.backend).source == registry.CHECKPOINT_SOURCE:
+    if engine_source_stage(w.backend, w.precision) == "checkpoint":
         return checkpoint_path(w.model)
-    return onnx_for_engine(w)
+    return L.engine_onnx(w.model, w.variant, w.precision)
 
 
 def engine_source_input(w):
-    if registry.get(w.backend).source == registry.CHECKPOINT_SOURCE:
+    if engine_source_stage(w.backend, w.precision) == "checkpoint":
         return checkpoint_input(w)
-    return [onnx_for_engine(w)]
+    return [engine_source(w)]
 
 
 def backend_options(backend):
@@ -203,27 +200,28 @@ def metric_input(w):
 
 def onnx_artifacts(w):
     """(stage, precision, path) of every ONNX of a variant, judged on the samples."""
-    base = f"{R}/{w.model}/onnx/{w.variant}"
-    return ([("export", "fp32", f"{base}.onnx"), ("simplify", "fp32", f"{base}.sim.onnx")]
-            + [("precision", p, f"{base}.sim.{p}.onnx") for p in SWEEP.precision_onnx_needed(w.model)])
+    m, v = w.model, w.variant
+    return ([("export", "fp32", L.export.paths(model=m, variant=v)["onnx"]),
+             ("simplify", "fp32", L.simplify.paths(model=m, variant=v)["onnx"])]
+            + [("precision", p, L.precision.paths(model=m, variant=v, precision=p)["onnx"])
+               for p in SWEEP.precision_onnx_needed(m)])
 
 
 def engine_profiles_json(w):
     return as_json([p.to_dict() for p in SWEEP.engine_profiles(w.model, w.backend, Variant.parse(w.variant), w.profile)])
 
 
-def engine_file(w, sidecar=False):
-    """The engine a benchmark times: its own, or the combined engine holding its profile."""
-    combined = w.variant == "dynamic" and SWEEP.combines_profiles(w.backend)
-    stem = f"{w.variant}.{w.precision}.{COMBINED if combined else w.profile}"
-    return f"{R}/{w.model}/engines/{w.backend}/{stem}.{'json' if sidecar else registry.get(w.backend).engine_suffix}"
+def timed_engine(w):
+    """The engine a benchmark times, and its sidecar: its own, or the combined engine holding its profile."""
+    profile = timed_engine_profile(SWEEP, w.backend, w.variant, w.profile)
+    return L.engine_paths(w.model, w.backend, w.variant, w.precision, profile)
 
 
 def engine_group(w):
     """On a cluster an engine is built and timed in one job, on one node: an engine is only valid on the device
     and with the library version that built it. (Snakemake ignores groups when it runs jobs itself.)"""
-    stem = os.path.basename(engine_file(w)).rsplit(".", 1)[0]
-    return f"engine-{w.model}-{w.backend}-{stem}"
+    profile = timed_engine_profile(SWEEP, w.backend, w.variant, w.profile)
+    return f"engine-{w.model}-{w.backend}-{stem(w.variant, w.precision, profile)}"
 
 
 def bench_batches(w):
@@ -238,32 +236,13 @@ def family_code(stage_module, family):
     return code(stage_module, *modules, *extra)
 
 
-def engine_stem(t):
-    return f"{R}/{t.model}/engines/{t.backend}/{t.stem}"
-
-
-ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
+# What the summary reads, built from the sweep as the report written after a failure builds it.
+SUMMARY_INPUTS = SummaryInputs.from_sweep(SWEEP)
 # The engines are deliverables too (rule all asks for them): one deleted between runs is rebuilt, and then timed again.
-ENGINE_FILES = [f"{engine_stem(t)}.{registry.get(t.backend).engine_suffix}" for t in ENGINE_TARGETS]
-BENCH_FILES = [f"{R}/{t.engine.model}/bench/{t.engine.backend}/{t.stem}.csv" for m in SWEEP.models for t in SWEEP.bench_targets(m)]
-REDUCED = [(m, v, p) for m in SWEEP.models for v in SWEEP.variants(m) for p in SWEEP.precision_onnx_needed(m)]
-ACCURACY_FILES = (
-    [f"{R}/{m}/accuracy/{stage}.{v}.csv" for m in SWEEP.models for v in SWEEP.variants(m) for stage in ("export", "simplify")]
-    + [f"{R}/{m}/accuracy/precision.{v}.{p}.csv" for m, v, p in REDUCED]
-    + [f"{R}/{t.model}/accuracy/engine.{t.backend}.{t.stem}.csv" for t in ENGINE_TARGETS]
-)
-# Accuracy on the models' own samples (rules/evaluate.smk).
-DATA_ACCURACY_FILES = (
-    [f"{R}/{m}/accuracy/data.onnx.{v}.csv" for m in SWEEP.models if SWEEP.samples(m) for v in SWEEP.variants(m)]
-    + [f"{R}/{t.model}/accuracy/data.engine.{t.backend}.{t.stem}.csv" for t in ENGINE_TARGETS if SWEEP.samples(t.model)]
-)
-SIMPLIFY_STATS = [f"{R}/{m}/onnx/{v}.sim.json" for m in SWEEP.models for v in SWEEP.variants(m)]
-PRECISION_STATS = [f"{R}/{m}/onnx/{v}.sim.{p}.json" for m, v, p in REDUCED]
-FLOPS_FILES = [f"{R}/{m}/flops.json" for m in SWEEP.models]
-TIMINGS_FILES = [str(timings_path(p)) for p in BENCH_FILES]
-PLOTS = [f"{R}/summary/plots/{m}.png" for m in SWEEP.models]
-PARETO_PLOTS = [f"{R}/summary/plots/{m}.pareto.png" for m in SWEEP.models]
+ENGINE_FILES = [L.engine_paths(t.model, t.backend, t.variant, t.precision, t.profile)["engine"]
+                for m in SWEEP.models for t in SWEEP.engine_targets(m)]
+PLOTS = [L.plot.format(model=m) for m in SWEEP.models]
+PARETO_PLOTS = [L.pareto_plot.format(model=m) for m in SWEEP.models]
 # With a baseline, the summary compares this sweep against it (trtpipe compare's rule, from the raw timings).
-COMPARE_FILES = [f"{R}/summary/compare.md", f"{R}/summary/compare.csv"] if SWEEP.baseline else []
-SUMMARY_FILES = ([f"{R}/summary/{name}" for name in ("benchmarks.csv", "accuracy.csv", "report.md", "report.html")]
-                 + PLOTS + PARETO_PLOTS + COMPARE_FILES)
+COMPARE_FILES = list(L.compare.paths().values()) if SWEEP.baseline else []
+SUMMARY_FILES = list(L.summary.paths().values()) + PLOTS + PARETO_PLOTS + COMPARE_FILES

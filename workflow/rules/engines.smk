@@ -7,17 +7,18 @@
 
 for _family, _members in registry.rules().items():
     _first = _members[0]
+    _out = L.engine.partial(suffix=_first.engine_suffix)
 
     rule:
         name:
             f"engine_{_family}"
         input:
             source=engine_source_input,
-            reference=f"{R}/{{model}}/reference.npz",
+            reference=L.reference.reference,
         output:
-            engine=f"{R}/{{model}}/engines/{{backend}}/{{variant}}.{{precision}}.{{profile}}.{_first.engine_suffix}",
-            sidecar=f"{R}/{{model}}/engines/{{backend}}/{{variant}}.{{precision}}.{{profile}}.json",
-            accuracy=f"{R}/{{model}}/accuracy/engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.csv",
+            engine=_out.engine,
+            sidecar=_out.sidecar,
+            accuracy=_out.accuracy,
         wildcard_constraints:
             backend="|".join(re.escape(b.name) for b in _members),
         params:
@@ -29,7 +30,7 @@ for _family, _members in registry.rules().items():
             tolerance=lambda w: tolerance_json(w.precision),
             code=family_code("trtpipe.engine", _members),
         log:
-            f"{R}/{{model}}/logs/engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+            _out.log,
         group:
             engine_group
         threads: engine_threads

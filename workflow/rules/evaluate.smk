@@ -10,8 +10,8 @@ rule data_reference:
         samples=samples_input,
         calibration_data=lambda w: [p for p in [SWEEP.calibration_data(w.model)] if p and os.path.exists(p)],
     output:
-        data=f"{R}/{{model}}/data.npz",
-        calibration=f"{R}/{{model}}/calibration.npz",
+        data=L.data_reference.data,
+        calibration=L.data_reference.calibration,
     params:
         spec=model_json,
         checkpoint=lambda w: checkpoint_path(w.model),
@@ -22,7 +22,7 @@ rule data_reference:
         min_samples=lambda w: max(SWEEP.static_batch_sizes_for(w.model), default=1),
         code=lambda w: code("trtpipe.evaluate", "trtpipe.samples", "trtpipe.models", model=w.model),
     log:
-        f"{R}/{{model}}/logs/data_reference.log",
+        L.data_reference.log,
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -34,10 +34,10 @@ rule data_reference:
 rule evaluate_onnx:
     input:
         onnx=lambda w: [path for _, _, path in onnx_artifacts(w)],
-        data=f"{R}/{{model}}/data.npz",
+        data=L.data_reference.data,
         metric=metric_input,
     output:
-        f"{R}/{{model}}/accuracy/data.onnx.{{variant}}.csv",
+        L.evaluate_onnx.accuracy,
     params:
         spec=model_json,
         artifacts=lambda w: as_json(onnx_artifacts(w)),
@@ -46,7 +46,7 @@ rule evaluate_onnx:
         tolerances=as_json(SWEEP.tolerances),
         code=code("trtpipe.evaluate", "trtpipe.metrics"),
     log:
-        f"{R}/{{model}}/logs/evaluate_onnx.{{variant}}.log",
+        L.evaluate_onnx.log,
     conda:
         "../../envs/onnx.yaml"
     shell:
@@ -62,12 +62,12 @@ for _family, _members in registry.rules().items():
         name:
             f"evaluate_{_family}"
         input:
-            engine=engine_file,
-            sidecar=lambda w: engine_file(w, sidecar=True),
-            data=f"{R}/{{model}}/data.npz",
+            engine=lambda w: timed_engine(w)["engine"],
+            sidecar=lambda w: timed_engine(w)["sidecar"],
+            data=L.data_reference.data,
             metric=metric_input,
         output:
-            f"{R}/{{model}}/accuracy/data.engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.csv",
+            L.evaluate_engine.accuracy,
         wildcard_constraints:
             backend="|".join(re.escape(b.name) for b in _members),
         params:
@@ -79,7 +79,7 @@ for _family, _members in registry.rules().items():
             tolerance=lambda w: tolerance_json(w.precision),
             code=family_code("trtpipe.evaluate", _members),
         log:
-            f"{R}/{{model}}/logs/evaluate_engine.{{backend}}.{{variant}}.{{precision}}.{{profile}}.log",
+            L.evaluate_engine.log,
         group:
             engine_group
         resources:

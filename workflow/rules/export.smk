@@ -6,7 +6,7 @@ rule export:
     input:
         checkpoint_input,
     output:
-        f"{R}/{{model}}/onnx/{{variant}}.onnx",
+        L.export.onnx,
     params:
         spec=model_json,
         checkpoint=lambda w: checkpoint_path(w.model),
@@ -15,7 +15,7 @@ rule export:
         dummy_batch=SWEEP.export["dummy_batch"],
         code=lambda w: code("trtpipe.export", model=w.model),
     log:
-        f"{R}/{{model}}/logs/export.{{variant}}.log",
+        L.export.log,
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -26,18 +26,18 @@ rule export:
 
 rule check_export:
     input:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.onnx",
-        reference=f"{R}/{{model}}/reference.npz",
+        onnx=L.export.onnx,
+        reference=L.reference.reference,
     output:
-        accuracy=f"{R}/{{model}}/accuracy/export.{{variant}}.csv",
-        report=f"{R}/{{model}}/onnx/{{variant}}.check.json",
+        accuracy=L.check_export.accuracy,
+        report=L.check_export.report,
     params:
         spec=model_json,
         tolerance=tolerance_json(),
         dummy_batch=SWEEP.export["dummy_batch"],
         code=code("trtpipe.check"),
     log:
-        f"{R}/{{model}}/logs/check_export.{{variant}}.log",
+        L.check_export.log,
     conda:
         "../../envs/onnx.yaml"
     shell:

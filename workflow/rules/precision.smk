@@ -5,15 +5,15 @@
 
 rule precision:
     input:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.onnx",
-        reference=f"{R}/{{model}}/reference.npz",
+        onnx=L.simplify.onnx,
+        reference=L.reference.reference,
         calibration=calibration_input,
     output:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.{{precision}}.onnx",
-        accuracy=f"{R}/{{model}}/accuracy/precision.{{variant}}.{{precision}}.csv",
-        stats=f"{R}/{{model}}/onnx/{{variant}}.sim.{{precision}}.json",
+        onnx=L.precision.onnx,
+        accuracy=L.precision.accuracy,
+        stats=L.precision.stats,
     wildcard_constraints:
-        precision="fp16|bf16|int8|fp8",
+        precision="|".join(REDUCED_PRECISIONS),
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
@@ -21,7 +21,7 @@ rule precision:
         tolerance=lambda w: tolerance_json(w.precision),
         code=code("trtpipe.precision"),
     log:
-        f"{R}/{{model}}/logs/precision.{{variant}}.{{precision}}.log",
+        L.precision.log,
     conda:
         "../../envs/precision.yaml"
     shell:

@@ -3,13 +3,13 @@
 
 rule simplify:
     input:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.onnx",
-        checked=f"{R}/{{model}}/onnx/{{variant}}.check.json",  # no simplify before the export passed its check
-        reference=f"{R}/{{model}}/reference.npz",
+        onnx=L.export.onnx,
+        checked=L.check_export.report,  # no simplify before the export passed its check
+        reference=L.reference.reference,
     output:
-        onnx=f"{R}/{{model}}/onnx/{{variant}}.sim.onnx",
-        accuracy=f"{R}/{{model}}/accuracy/simplify.{{variant}}.csv",
-        stats=f"{R}/{{model}}/onnx/{{variant}}.sim.json",
+        onnx=L.simplify.onnx,
+        accuracy=L.simplify.accuracy,
+        stats=L.simplify.stats,
     params:
         spec=model_json,
         tool=SWEEP.simplify["tool"],
@@ -17,7 +17,7 @@ rule simplify:
         dummy_batch=SWEEP.export["dummy_batch"],
         code=code("trtpipe.simplify"),
     log:
-        f"{R}/{{model}}/logs/simplify.{{variant}}.log",
+        L.simplify.log,
     conda:
         "../../envs/onnx.yaml"
     shell:

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import summary_inputs
 from .errors import TrtpipeError
 
 log = logging.getLogger("trtpipe")
@@ -171,8 +172,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_summarize(args) -> None:
-    from .report import summarize
-
     if args.config:  # whatever finished of this config's sweep, with what failed (trtpipe/failures.py)
         from .config import load_file
         from .failures import refuse_summary_dir, summarize_sweep
@@ -180,16 +179,15 @@ def cmd_summarize(args) -> None:
         sweep = load_file(args.config)
         refuse_summary_dir(sweep, args.out_dir)
         summarize_sweep(sweep, args.out_dir)
-        print(f"report: {Path(args.out_dir) / 'report.html'}")
-        return
-    summarize(args.bench, args.accuracy, args.simplify_stats, args.out_dir, args.precision_stats, json.loads(args.skipped),
-              args.flops, json.loads(args.peaks), objectives=json.loads(args.objectives), traffic=json.loads(args.traffic),
-              baseline=args.baseline, compare_settings=json.loads(args.compare_settings))
-    import shutil
+    else:
+        import shutil
 
-    from .failures import partial_dir
+        from .failures import partial_dir
+        from .report.summary import write_summary
+        from .summary_inputs import from_args
 
-    shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)  # the report after a failure, now superseded
+        write_summary(from_args(args), args.out_dir)
+        shutil.rmtree(partial_dir(args.out_dir), ignore_errors=True)  # the report after a failure, now superseded
     print(f"report: {Path(args.out_dir) / 'report.html'}")
 
 
@@ -352,19 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="also write the per-row comparison as CSV")
 
     p = command("summarize", cmd_summarize, "summary CSVs, plots and report", model=False)
-    p.add_argument("--bench", nargs="*", default=[])
-    p.add_argument("--accuracy", nargs="*", default=[])
-    p.add_argument("--simplify-stats", nargs="*", default=[])
-    p.add_argument("--precision-stats", nargs="*", default=[])
-    p.add_argument("--skipped", default="{}", help='JSON {model: [[backend, precision], ...]} of engines not built')
-    p.add_argument("--flops", nargs="*", default=[], help="flops.json files of the reference stage")
-    p.add_argument("--peaks", default="{}", help="peak TFLOP/s per precision, overriding the datasheet table")
+    summary_inputs.add_arguments(p)
     p.add_argument("--config", help="summarise whatever finished of this config's sweep and list what failed "
-                                     "(instead of the file lists above)")
-    p.add_argument("--objectives", default="{}", help='JSON {model: {"p99_latency_ms": ..., "min_throughput": ...}}')
-    p.add_argument("--traffic", default="{}", help='JSON {model: {"batch": {size: weight}}}')
-    p.add_argument("--baseline", help="an earlier sweep (results folder or summary/benchmarks.csv) to compare against")
-    p.add_argument("--compare-settings", default="{}", help='JSON {"alpha": ..., "min_effect": ...}')
+                                     "(instead of the inputs above)")
     p.add_argument("--out-dir", required=True)
     return parser
 

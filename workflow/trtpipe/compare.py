@@ -36,12 +36,15 @@ import pandas as pd
 
 from .errors import TrtpipeError
 from .io import write_csv, write_text
-from .timings import read_timings, timings_path
+from .layout import Layout
+from .report import columns as C
+from .report.render import engine_label, markdown_table
+from .timings import read_timings
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ["model", "backend", "variant", "precision", "profile", "batch"]
-ENV_COLUMNS = ["device", "backend_version", "driver", "sm_clock_mhz", "git_rev"]
+KEY_COLUMNS = C.ROW_KEYS
+ENV_COLUMNS = [C.DEVICE, "backend_version", "driver", "sm_clock_mhz", C.GIT_REV]
 DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_EFFECT = 0.02
 DEFAULT_CONFIDENCE = 0.95
@@ -179,7 +182,7 @@ def verdict(ci_low: float, ci_high: float, p_adjusted: float, alpha: float, min_
 
 # --- inputs --------------------------------------------------------------------------------------------------
 @dataclass
-class Sweep:
+class Side:
     """One side of a comparison: its summary table and the results folder holding its raw timings."""
 
     table: pd.DataFrame
@@ -189,13 +192,13 @@ class Sweep:
 
     def timings(self, row: pd.Series) -> tuple[dict[str, np.ndarray] | None, str]:
         """The row's per-iteration arrays by metric, or None and why not."""
-        engine = tuple(str(row[k]) for k in ("model", "backend", "variant", "precision", "profile"))
+        engine = tuple(str(row[k]) for k in C.ENGINE_KEYS)
         if engine not in self._cache:
             self._cache[engine] = self._read_engine(*engine)
         per_batch, why = self._cache[engine]
         if per_batch is None:
             return None, why
-        batch = int(row["batch"])
+        batch = int(row[C.BATCH])
         if batch not in per_batch:
             return None, f"{why} has no batch {batch}"
         return per_batch[batch], why
@@ -203,7 +206,7 @@ class Sweep:
     def _read_engine(self, model: str, backend: str, variant: str, precision: str, profile: str) -> tuple[dict | None, str]:
         if self.results_dir is None:
             return None, "no results folder"
-        path = timings_path(self.results_dir / model / "bench" / backend / f"{variant}.{precision}.{profile}.csv")
+        path = Path(Layout(self.results_dir).bench_paths(model, backend, variant, precision, profile)["timings"])
         if not path.is_file():
             return None, f"no {path}"
         try:
@@ -212,7 +215,7 @@ class Sweep:
             return None, f"unreadable {path} ({type(exc).__name__}: {exc})"
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path) -> Side:
     """A results folder (RESULTS/summary/benchmarks.csv, raw timings under RESULTS/{model}/bench/) or a
     benchmarks.csv (raw timings looked up two folders up, where a summary's results folder is)."""
     path = Path(path)
@@ -231,7 +234,7 @@ def load_sweep(path: str | Path) -> Sweep:
         table = pd.read_csv(csv)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CompareInputError(f"cannot read {csv} ({exc}); fix: pass a benchmarks.csv written by trtpipe's summary.") from exc
-    missing = [c for c in KEY_COLUMNS + ["latency_ms_median"] if c not in table.columns]
+    missing = [c for c in KEY_COLUMNS + [C.LATENCY_MEDIAN] if c not in table.columns]
     if missing:
         raise CompareInputError(
             f"{csv} lacks the column(s) {', '.join(missing)}; fix: pass a benchmarks.csv written by trtpipe's summary.")
@@ -239,7 +242,7 @@ def load_sweep(path: str | Path) -> Sweep:
     for column in KEY_COLUMNS[:-1]:
         table[column] = table[column].astype(str)
     try:
-        table["batch"] = table["batch"].astype(int)
+        table[C.BATCH] = table[C.BATCH].astype(int)
     except (TypeError, ValueError) as exc:
         raise CompareInputError(
             f"{csv} has a non-integer batch ({exc}); fix: pass a benchmarks.csv written by trtpipe's summary.") from exc
@@ -247,7 +250,7 @@ def load_sweep(path: str | Path) -> Sweep:
     if duplicated.any():
         log.warning("%s: %d duplicate row(s) by %s; the first of each is compared", csv, int(duplicated.sum()), KEY_COLUMNS)
         table = table[~duplicated]
-    return Sweep(table.reset_index(drop=True), csv, results_dir if results_dir.is_dir() else None)
+    return Side(table.reset_index(drop=True), csv, results_dir if results_dir.is_dir() else None)
 
 
 # --- the comparison ------------------------------------------------------------------------------------------
@@ -312,12 +315,12 @@ def _raw_samples(base: dict[str, np.ndarray] | None, new: dict[str, np.ndarray] 
 
 def _summary_metric(b: pd.Series, n: pd.Series) -> tuple[str, str, str]:
     """(metric, median column, cv column): GPU compute time where both rows have it."""
-    if all(_finite(r.get("compute_ms_median")) and _finite(r.get("compute_cv")) for r in (b, n)):
-        return "compute_ms", "compute_ms_median", "compute_cv"
-    return "latency_ms", "latency_ms_median", "cv"
+    if all(_finite(r.get(C.COMPUTE_MEDIAN)) and _finite(r.get(C.COMPUTE_CV)) for r in (b, n)):
+        return "compute_ms", C.COMPUTE_MEDIAN, C.COMPUTE_CV
+    return "latency_ms", C.LATENCY_MEDIAN, C.CV
 
 
-def _compare_row(key: tuple, b: pd.Series, n: pd.Series, base: Sweep, new: Sweep, confidence: float, resamples: int,
+def _compare_row(key: tuple, b: pd.Series, n: pd.Series, base: Side, new: Side, confidence: float, resamples: int,
                  seed: int) -> dict:
     raw_b, where_b = base.timings(b)
     raw_n, where_n = new.timings(n)
@@ -355,7 +358,7 @@ def _env_values(table: pd.DataFrame, column: str) -> set[str]:
             continue
         text = f"{value:g}" if isinstance(value, float) else str(value)
         # A version alone is ambiguous across backends: say whose it is.
-        values.add(f"{row['backend']} {text}" if column == "backend_version" else text)
+        values.add(f"{row[C.BACKEND]} {text}" if column == "backend_version" else text)
     return values
 
 
@@ -370,12 +373,12 @@ def environment_differences(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
 
 
 def _unmatched(table: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
-    columns = KEY_COLUMNS + [c for c in ("latency_ms_median", "compute_ms_median") if c in table.columns]
+    columns = KEY_COLUMNS + [c for c in (C.LATENCY_MEDIAN, C.COMPUTE_MEDIAN) if c in table.columns]
     mask = [tuple(r) in keys for r in table[KEY_COLUMNS].itertuples(index=False)]
     return table.loc[mask, columns].reset_index(drop=True)
 
 
-def compare(base: str | Path | Sweep, new: str | Path | Sweep, alpha: float = DEFAULT_ALPHA,
+def compare(base: str | Path | Side, new: str | Path | Side, alpha: float = DEFAULT_ALPHA,
             min_effect: float = DEFAULT_MIN_EFFECT, confidence: float = DEFAULT_CONFIDENCE,
             resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Comparison:
     """Compare two sweeps row by row (see the module docstring for the rule)."""
@@ -383,8 +386,8 @@ def compare(base: str | Path | Sweep, new: str | Path | Sweep, alpha: float = DE
         raise CompareInputError(
             f"alpha {alpha}, min_effect {min_effect}, confidence {confidence} or resamples {resamples} is out of range; "
             f"fix: alpha and confidence in (0, 1), min_effect in [0, 1), resamples >= 100.")
-    base_sweep = base if isinstance(base, Sweep) else load_sweep(base)
-    new_sweep = new if isinstance(new, Sweep) else load_sweep(new)
+    base_sweep = base if isinstance(base, Side) else load_sweep(base)
+    new_sweep = new if isinstance(new, Side) else load_sweep(new)
     base_rows = {tuple(r[k] for k in KEY_COLUMNS): r for _, r in base_sweep.table.iterrows()}
     new_rows = {tuple(r[k] for k in KEY_COLUMNS): r for _, r in new_sweep.table.iterrows()}
     matched = sorted(set(base_rows) & set(new_rows))
@@ -416,11 +419,6 @@ def compare(base: str | Path | Sweep, new: str | Path | Sweep, alpha: float = DE
 
 
 # --- output -------------------------------------------------------------------------------------------------
-def row_label(row) -> str:
-    get = row.get if isinstance(row, (dict, pd.Series)) else lambda k: getattr(row, k)
-    return f"{get('model')} {get('backend')} {get('variant')} {get('precision')} {get('profile')} batch {get('batch')}"
-
-
 def _num(value: float, digits: int = 3) -> str:
     return "" if not _finite(value) else f"{float(value):.{digits}g}"
 
@@ -430,16 +428,10 @@ def _p(value: float) -> str:
     return "" if not _finite(value) else "<1e-16" if value < 1e-16 else f"{value:.2g}"
 
 
-def _table(frame: pd.DataFrame) -> str:
-    from .report import markdown_table
-
-    return markdown_table(frame)
-
-
 def _rows_table(rows: pd.DataFrame) -> str:
     shown = pd.DataFrame({
-        "engine": [f"{r.model} {r.backend} {r.variant} {r.precision} {r.profile}" for r in rows.itertuples()],
-        "batch": rows["batch"].to_numpy(),
+        "engine": [engine_label(r, model=True) for r in rows.itertuples()],
+        C.BATCH: rows[C.BATCH].to_numpy(),
         "metric": rows["metric"].to_numpy(),
         "base ms": [_num(v, 4) for v in rows["base_median_ms"]],
         "new ms": [_num(v, 4) for v in rows["new_median_ms"]],
@@ -450,11 +442,11 @@ def _rows_table(rows: pd.DataFrame) -> str:
         "verdict": rows["verdict"].to_numpy(),
         "evidence": rows["evidence"].to_numpy(),
     })
-    return _table(shown)
+    return markdown_table(shown)
 
 
 def regression_line(row) -> str:
-    return (f"{row_label(row)}: {row['metric']} median {_num(row['base_median_ms'], 4)} -> {_num(row['new_median_ms'], 4)} ms "
+    return (f"{engine_label(row, model=True, batch=True)}: {row['metric']} median {_num(row['base_median_ms'], 4)} -> {_num(row['new_median_ms'], 4)} ms "
             f"(x{row['ratio']:.3f}, CI {row['ci_low']:.3f}-{row['ci_high']:.3f}, Holm p {_p(row['p_adjusted'])})")
 
 
@@ -496,10 +488,10 @@ def render_markdown(comparison: Comparison) -> str:
     for title, frame in (("Only in base", c.only_base), ("Only in new", c.only_new)):
         if not frame.empty:
             shown = frame.copy()
-            for column in ("latency_ms_median", "compute_ms_median"):
+            for column in (C.LATENCY_MEDIAN, C.COMPUTE_MEDIAN):
                 if column in shown.columns:
                     shown[column] = [_num(v, 4) for v in shown[column]]
-            out += [f"## {title}", _table(shown)]
+            out += [f"## {title}", markdown_table(shown)]
     return "\n\n".join(out) + "\n"
 
 

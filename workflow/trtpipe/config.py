@@ -17,6 +17,7 @@ import yaml
 from . import defaults
 from .backends import registry
 from .errors import ConfigError, TrtpipeError
+from .layout import COMBINED, REDUCED_PRECISIONS, Layout, stem as file_stem
 from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile, Variant
 
 # The seeds' three use cases (online latency, dynamic batching, offline throughput).
@@ -38,7 +39,6 @@ DEFAULT_TOLERANCES = {
 }
 
 REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch
-COMBINED = "combined"  # the engine name of a TensorRT engine holding every profile
 RESERVED_PROFILE_NAMES = ("static", COMBINED)
 
 
@@ -52,7 +52,7 @@ class EngineTarget:
 
     @property
     def stem(self) -> str:
-        return f"{self.variant}.{self.precision}.{self.profile}"
+        return file_stem(self.variant, self.precision, self.profile)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class BenchTarget:
 
     @property
     def stem(self) -> str:
-        return f"{self.engine.variant}.{self.engine.precision}.{self.profile}"
+        return file_stem(self.engine.variant, self.engine.precision, self.profile)
 
 
 class Sweep:
@@ -150,7 +150,7 @@ class Sweep:
         """The file int8/fp8 calibrate on: calibration_data, else the calibration part of the samples, else none."""
         if self.calibration_data(model):
             return self.calibration_data(model)
-        return f"{self.results}/{model}/calibration.npz" if self.samples_calibration(model) else None
+        return Layout(self.results).data_reference.paths(model=model)["calibration"] if self.samples_calibration(model) else None
 
     def backend_precisions(self, backend: str) -> tuple[str, ...]:
         """What a backend builds: what it can run, narrowed by its own `precisions` setting."""
@@ -163,7 +163,7 @@ class Sweep:
 
     def precision_onnx_needed(self, model: str) -> list[str]:
         """Reduced precisions an ONNX backend of the sweep will build for this model."""
-        return [p for p in self.precisions_for(model) if p in ("fp16", "bf16", "int8", "fp8")
+        return [p for p in self.precisions_for(model) if p in REDUCED_PRECISIONS
                 and any(p in self.backend_precisions(b) for b in self.backends
                         if registry.get(b).source == registry.ONNX_SOURCE)]
 
@@ -266,6 +266,7 @@ def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
         raise ConfigError(f"{source}: the top level must be a mapping with a `models` key; fix: see config.yaml.")
     data = copy.deepcopy(raw)
     schema = defaults.schema()
+    schema["properties"]["sweep"]["properties"]["backends"]["items"] = {"enum": sorted(registry.BACKENDS)}
     validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_cls(schema)
     errors = list(validator.iter_errors(data))

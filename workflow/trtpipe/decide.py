@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,14 +23,15 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .report import columns as C
+from .report.render import engine_label, fmt, save_figure
+from .spec import Variant
 
-ENGINE_KEYS = ["model", "backend", "variant", "precision", "profile"]
 OBJECTIVES = {  # config key -> (column, True when the value is an upper bound)
-    "p99_latency_ms": ("latency_ms_p99", True),
-    "min_throughput": ("throughput_samples_s", False),
+    "p99_latency_ms": (C.LATENCY_P99, True),
+    "min_throughput": (C.THROUGHPUT, False),
 }
 FULL = 1.0 - 1e-9  # coverage at or above this serves all traffic (weights are normalised floats)
-_STATIC = re.compile(r"^static-b(\d+)$")
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
@@ -41,26 +41,12 @@ def _one_model(rows: pd.DataFrame, what: str) -> None:
         raise ValueError(f"{what} decides for one model at a time; got rows of {', '.join(models)}")
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-
 def _static_batch(variant: str) -> int | None:
-    match = _STATIC.match(str(variant))
-    return int(match.group(1)) if match else None
-
-
-def engine_label(row: Mapping[str, Any] | pd.Series) -> str:
-    """'onnxruntime fp32 static-b4 engine' or 'onnxruntime fp32 dynamic 1/4/32 engine (profile dynamic)'."""
-    if _static_batch(row["variant"]) is not None:
-        return f"{row['backend']} {row['precision']} {row['variant']} engine"
-    shape = f"{int(row['profile_min'])}/{int(row['profile_opt'])}/{int(row['profile_max'])}"
-    return f"{row['backend']} {row['precision']} {row['variant']} {shape} engine (profile {row['profile']})"
+    return Variant.parse(str(variant)).batch
 
 
 # --- a. Pareto front ----------------------------------------------------------------------------------------
-def pareto_front(rows: pd.DataFrame, latency_col: str = "latency_ms_p99",
-                 throughput_col: str = "throughput_samples_s") -> pd.DataFrame:
+def pareto_front(rows: pd.DataFrame, latency_col: str = C.LATENCY_P99, throughput_col: str = C.THROUGHPUT) -> pd.DataFrame:
     """Rows no other row dominates (at most the latency and at least the throughput, better in one).
 
     Identical points do not dominate each other, so both stay. Sorted by latency. Rows missing either
@@ -80,9 +66,9 @@ def pareto_front(rows: pd.DataFrame, latency_col: str = "latency_ms_p99",
 def _budget_text(objective: Mapping[str, float]) -> str:
     parts = []
     if "p99_latency_ms" in objective:
-        parts.append(f"p99 latency <= {_fmt(float(objective['p99_latency_ms']))} ms")
+        parts.append(f"p99 latency <= {fmt(float(objective['p99_latency_ms']))} ms")
     if "min_throughput" in objective:
-        parts.append(f">= {_fmt(float(objective['min_throughput']))} samples/s")
+        parts.append(f">= {fmt(float(objective['min_throughput']))} samples/s")
     return " and ".join(parts)
 
 
@@ -117,8 +103,8 @@ def slo_pick(rows: pd.DataFrame, objective: Mapping[str, float]) -> tuple[pd.Ser
     if meets.any():
         ok = data[meets].sort_values(["throughput_samples_s", "latency_ms_p99"], ascending=[False, True])
         best = ok.iloc[0]
-        return best, (f"chose {engine_label(best)} at batch {int(best['batch'])}: {_fmt(best['throughput_samples_s'])} "
-                      f"samples/s at p99 {_fmt(best['latency_ms_p99'])} ms, the highest throughput of the {int(meets.sum())} "
+        return best, (f"chose {engine_label(best, deployable=True)} at batch {int(best['batch'])}: {fmt(best['throughput_samples_s'])} "
+                      f"samples/s at p99 {fmt(best['latency_ms_p99'])} ms, the highest throughput of the {int(meets.sum())} "
                       f"of {len(data)} engine x batch rows that meet {budget}.")
     worst = np.array([max(s.values()) for s in shortfalls])
     total = np.array([sum(s.values()) for s in shortfalls])
@@ -129,8 +115,8 @@ def slo_pick(rows: pd.DataFrame, objective: Mapping[str, float]) -> tuple[pd.Ser
         words.append(f"p99 {misses['p99_latency_ms']:.0%} over the budget")
     if misses.get("min_throughput", 0) > 0:
         words.append(f"throughput {misses['min_throughput']:.0%} short")
-    return None, (f"nothing of {len(data)} engine x batch rows meets {budget}; closest: {engine_label(closest)} at batch "
-                  f"{int(closest['batch'])} (p99 {_fmt(closest['latency_ms_p99'])} ms, {_fmt(closest['throughput_samples_s'])} "
+    return None, (f"nothing of {len(data)} engine x batch rows meets {budget}; closest: {engine_label(closest, deployable=True)} at batch "
+                  f"{int(closest['batch'])} (p99 {fmt(closest['latency_ms_p99'])} ms, {fmt(closest['throughput_samples_s'])} "
                   f"samples/s): {' and '.join(words)}.")
 
 
@@ -233,7 +219,7 @@ def _engine_option(rows: pd.DataFrame, histogram: dict[int, float]) -> TrafficOp
             services.append(BatchService(batch, share, math.nan,
                                          f"not measured (inside the profile, outside the measured batches {span})"))
     kind = "static engine" if static is not None else "dynamic engine"
-    return TrafficOption(engine_label(first), kind, str(first["backend"]), str(first["precision"]), (str(first["variant"]),),
+    return TrafficOption(engine_label(first, deployable=True), kind, str(first["backend"]), str(first["precision"]), (str(first["variant"]),),
                          str(first["profile"]), tuple(services), float(rows["throughput_samples_s"].max()))
 
 
@@ -264,7 +250,7 @@ def traffic_options(rows: pd.DataFrame, traffic: Mapping[str, Any]) -> list[Traf
     _one_model(rows, "traffic_ranking")
     histogram = batch_histogram(traffic)
     data = rows.dropna(subset=["latency_ms_median"])
-    options = [_engine_option(grp, histogram) for _, grp in data.groupby(ENGINE_KEYS, sort=True)]
+    options = [_engine_option(grp, histogram) for _, grp in data.groupby(C.ENGINE_KEYS, sort=True)]
     statics = data[data["variant"].map(lambda v: _static_batch(v) is not None)]
     for _, grp in statics.groupby(["backend", "precision"], sort=True):
         if grp["variant"].nunique() >= 2:
@@ -313,7 +299,7 @@ def _recommend(full: list[TrafficOption], partial: list[TrafficOption]) -> str:
         return (f"no engine serves all of your traffic: the widest, {widest.label}, serves {widest.coverage:.0%} "
                 f"({_describe_gaps(widest)}); benchmark the missing batches or add a profile that covers them.")
     best = full[0]
-    text = (f"deploy {best.label}: expected {_fmt(best.expected_latency_ms)} ms per request"
+    text = (f"deploy {best.label}: expected {fmt(best.expected_latency_ms)} ms per request"
             f"{_interpolation_note(best, 'its')}")
     if len(full) > 1:
         runner = full[1]
@@ -403,7 +389,7 @@ def suggest_profiles(traffic: Mapping[str, Any], k: int = 2) -> ProfileSuggestio
 
 # --- 4. plot ------------------------------------------------------------------------------------------------
 def pareto_plot(rows: pd.DataFrame, chosen_row: Mapping[str, Any] | pd.Series | None, path: str | os.PathLike,
-                latency_col: str = "latency_ms_p99", throughput_col: str = "throughput_samples_s",
+                latency_col: str = C.LATENCY_P99, throughput_col: str = C.THROUGHPUT,
                 empty_note: str = "no engine to plot") -> Path:
     """p99 latency against samples/s for every engine x batch, the Pareto front as a step line (the best
     throughput available within a latency budget), the chosen point marked. Written atomically; without rows,
@@ -417,8 +403,6 @@ def pareto_plot(rows: pd.DataFrame, chosen_row: Mapping[str, Any] | pd.Series | 
     data = rows.dropna(subset=[latency_col, throughput_col]) if not rows.empty else rows
     fig, ax = plt.subplots(figsize=(8, 5))
     if data.empty:
-        from .report import save_figure
-
         ax.text(0.5, 0.5, empty_note, ha="center", va="center", wrap=True)
         ax.set_axis_off()
         save_figure(fig, path)
@@ -440,7 +424,7 @@ def pareto_plot(rows: pd.DataFrame, chosen_row: Mapping[str, Any] | pd.Series | 
     if chosen_row is not None:
         ax.scatter([float(chosen_row[latency_col])], [float(chosen_row[throughput_col])], marker="*", s=320,
                    facecolor="none", edgecolor="red", linewidth=1.5, zorder=5,
-                   label=f"chosen: {engine_label(chosen_row)} @ b{int(chosen_row['batch'])}")
+                   label=f"chosen: {engine_label(chosen_row, deployable=True)} @ b{int(chosen_row['batch'])}")
     model = ", ".join(sorted(data["model"].astype(str).unique())) if "model" in data.columns else ""
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -449,7 +433,5 @@ def pareto_plot(rows: pd.DataFrame, chosen_row: Mapping[str, Any] | pd.Series | 
     ax.set_title(f"{model}: latency vs throughput, every engine and batch")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    from .report import save_figure
-
     save_figure(fig, path)
     return path

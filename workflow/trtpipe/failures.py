@@ -5,11 +5,12 @@ A failed job leaves no output (Snakemake deletes it) but keeps its log, and the 
 sentence into that log as an ERROR line. So what failed, and why, can be read back after the run from the
 expected jobs of the config alone: their outputs, their logs, and what they need. The Snakefile's
 `onerror:` handler does that once the run has failed (`write_partial_report`), and so does
-`trtpipe summarize --config config.yaml --out-dir results/summary` by hand.
+`trtpipe summarize --config config.yaml --out-dir results/summary/partial` by hand. The report is the summary rule's
+own, built from the same SummaryInputs (of the jobs that finished), plus a Failures section.
 
 This module is light on purpose (no pandas, no torch at import): the Snakefile imports it.
-The job list mirrors the paths in workflow/rules/*.smk; tests/test_failures.py checks it against
-Snakemake's own dry run so that the two cannot drift apart.
+The jobs and their paths are the layout's (trtpipe.layout), which the rules take their paths from;
+tests/test_workflow.py checks them against Snakemake's own dry run.
 """
 
 from __future__ import annotations
@@ -23,88 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-
-def engine_suffix(backend: str) -> str:
-    from .backends.registry import get
-
-    return get(backend).engine_suffix
-
-
-@dataclass(frozen=True)
-class Job:
-    model: str
-    stage: str  # checkpoint, reference, export, check_export, simplify, precision, engine, benchmark
-    artifact: str  # what it makes: a variant, "variant precision", or "backend variant precision profile"
-    outputs: tuple[str, ...]
-    log: str
-    needs: tuple[str, ...] = ()  # keys of the jobs whose outputs it reads
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}|{self.stage}|{self.artifact}"
-
-
-def expected_jobs(sweep) -> list[Job]:
-    """Every job the sweep's DAG holds, in the order the stages run (see workflow/rules/*.smk)."""
-    from .backends.registry import CHECKPOINT_SOURCE, get
-
-    jobs: list[Job] = []
-    for m, spec in sweep.models.items():
-        r = f"{sweep.results}/{m}"
-        seeded = spec.checkpoint is None
-        ckpt = (f"{m}|checkpoint|",) if seeded else ()
-        if seeded:
-            jobs.append(Job(m, "checkpoint", "", (f"{r}/checkpoint.pt",), f"{r}/logs/checkpoint.log"))
-        ref = f"{m}|reference|"
-        jobs.append(Job(m, "reference", "", (f"{r}/reference.npz", f"{r}/flops.json"), f"{r}/logs/reference.log", ckpt))
-        def calibrates(p, m=m):  # int8/fp8 calibrated on part of the model's samples
-            return (f"{m}|data_reference|",) if p in ("int8", "fp8") and sweep.samples_calibration(m) else ()
-
-        for v in map(str, sweep.variants(m)):
-            jobs.append(Job(m, "export", v, (f"{r}/onnx/{v}.onnx",), f"{r}/logs/export.{v}.log", ckpt))
-            jobs.append(Job(m, "check_export", v, (f"{r}/accuracy/export.{v}.csv", f"{r}/onnx/{v}.check.json"),
-                            f"{r}/logs/check_export.{v}.log", (f"{m}|export|{v}", ref)))
-            jobs.append(Job(m, "simplify", v, (f"{r}/onnx/{v}.sim.onnx", f"{r}/accuracy/simplify.{v}.csv",
-                                                f"{r}/onnx/{v}.sim.json"), f"{r}/logs/simplify.{v}.log",
-                            (f"{m}|export|{v}", f"{m}|check_export|{v}", ref)))
-            for p in sweep.precision_onnx_needed(m):
-                jobs.append(Job(m, "precision", f"{v} {p}", (f"{r}/onnx/{v}.sim.{p}.onnx", f"{r}/accuracy/precision.{v}.{p}.csv",
-                                                             f"{r}/onnx/{v}.sim.{p}.json"),
-                                f"{r}/logs/precision.{v}.{p}.log",
-                                (f"{m}|simplify|{v}", ref, *calibrates(p))))
-        for t in sweep.engine_targets(m):
-            v, stem = str(t.variant), t.stem
-            if get(t.backend).source == CHECKPOINT_SOURCE:
-                source = ckpt
-            elif t.precision in ("fp32", "tf32"):  # tf32 runs the fp32 ONNX
-                source = (f"{m}|simplify|{v}",)
-            else:
-                source = (f"{m}|precision|{v} {t.precision}",)
-            e = f"{r}/engines/{t.backend}/{stem}"
-            jobs.append(Job(m, "engine", f"{t.backend} {v} {t.precision} {t.profile}",
-                            (f"{e}.{engine_suffix(t.backend)}", f"{e}.json", f"{r}/accuracy/engine.{t.backend}.{stem}.csv"),
-                            f"{r}/logs/engine.{t.backend}.{stem}.log", (*source, ref)))
-        if sweep.samples(m):  # the model's own samples: PyTorch on them, then every artifact (trtpipe.evaluate)
-            data = f"{m}|data_reference|"
-            jobs.append(Job(m, "data_reference", "", (f"{r}/data.npz", f"{r}/calibration.npz"),
-                            f"{r}/logs/data_reference.log", ckpt))
-            for v in map(str, sweep.variants(m)):
-                onnx = (f"{m}|export|{v}", f"{m}|simplify|{v}", *(f"{m}|precision|{v} {p}" for p in sweep.precision_onnx_needed(m)))
-                jobs.append(Job(m, "evaluate_onnx", v, (f"{r}/accuracy/data.onnx.{v}.csv",),
-                                f"{r}/logs/evaluate_onnx.{v}.log", (*onnx, data)))
-            for t in sweep.engine_targets(m):
-                jobs.append(Job(m, "evaluate_engine", f"{t.backend} {t.variant} {t.precision} {t.profile}",
-                                (f"{r}/accuracy/data.engine.{t.backend}.{t.stem}.csv",),
-                                f"{r}/logs/evaluate_engine.{t.backend}.{t.stem}.log",
-                                (f"{m}|engine|{t.backend} {t.variant} {t.precision} {t.profile}", data)))
-        for b in sweep.bench_targets(m):
-            t = b.engine
-            jobs.append(Job(m, "benchmark", f"{t.backend} {t.variant} {t.precision} {b.profile}",
-                            (f"{r}/bench/{t.backend}/{b.stem}.csv", f"{r}/bench/{t.backend}/{b.stem}.timings.npz"),
-                            f"{r}/logs/bench.{t.backend}.{b.stem}.log",
-                            (f"{m}|engine|{t.backend} {t.variant} {t.precision} {t.profile}",)))
-    return jobs
+from .backends.registry import skip_reason
+from .layout import Job, Layout, expected_jobs
+from .summary_inputs import SummaryInputs
 
 
 # The CLI's log format (cli.py): "2026-11-23 19:55:30,046 ERROR trtpipe: <the sentence>"
@@ -205,38 +127,19 @@ def failure_rows(results: list[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def expected_inputs(results: list[Outcome]) -> dict[str, list[str]]:
-    """The summary's inputs among what is done, by kind (the summary rule's input lists)."""
-    kinds: dict[str, list[str]] = {"bench": [], "accuracy": [], "simplify_stats": [], "precision_stats": [], "flops": []}
-    for o in results:
-        if o.status != "done":
-            continue
-        for path in o.job.outputs:
-            if o.job.stage == "benchmark":
-                if path.endswith(".csv"):  # not the raw timings beside it
-                    kinds["bench"].append(path)
-            elif "/accuracy/" in path:
-                kinds["accuracy"].append(path)
-            elif o.job.stage == "simplify" and path.endswith(".sim.json"):
-                kinds["simplify_stats"].append(path)
-            elif o.job.stage == "precision" and path.endswith(".json"):
-                kinds["precision_stats"].append(path)
-            elif path.endswith("/flops.json"):
-                kinds["flops"].append(path)
-    return kinds
+def finished_inputs(sweep, results: list[Outcome]) -> SummaryInputs:
+    """The summary rule's inputs among what is done, with the failure rows."""
+    return SummaryInputs.from_sweep(sweep, jobs=[o.job for o in results if o.status == "done"],
+                                    failures=failure_rows(results))
 
 
 def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
     """The report over whatever finished, with a Failures section; returns the failure rows."""
-    from .report import summarize
+    from .report.summary import write_summary  # pandas and the report: not at the Snakefile's import
 
-    results = outcomes(sweep)
-    inputs = expected_inputs(results)
-    failures = failure_rows(results)
-    skipped = {m: [list(t) for t in sweep.skipped_targets(m)] for m in sweep.models}
-    summarize(inputs["bench"], inputs["accuracy"], inputs["simplify_stats"], out_dir, inputs["precision_stats"], skipped,
-              inputs["flops"], sweep.peak_tflops, failures=failures, models=list(sweep.models))
-    return failures
+    inputs = finished_inputs(sweep, outcomes(sweep))
+    write_summary(inputs, out_dir)
+    return inputs.failures
 
 
 # The report after a failure lives in its own folder, never among the summary rule's outputs: Snakemake would take
@@ -244,7 +147,6 @@ def summarize_sweep(sweep, out_dir: str | Path) -> list[dict[str, Any]]:
 # sweep stayed stuck, "Nothing to be done", after one failed rerun). The summary rule removes the folder once it
 # has written the full report.
 PARTIAL_DIR = "partial"
-SUMMARY_NAMES = ("benchmarks.csv", "accuracy.csv", "report.md", "report.html", "compare.md", "compare.csv")
 
 
 def partial_dir(summary_dir: str | Path) -> Path:
@@ -252,10 +154,10 @@ def partial_dir(summary_dir: str | Path) -> Path:
 
 
 def summary_outputs(sweep) -> list[Path]:
-    """The summary rule's outputs (workflow/rules/summary.smk; plots one and one .pareto per model)."""
-    out = Path(sweep.results, "summary")
-    plots = [out / "plots" / f"{m}{kind}.png" for m in sweep.models for kind in ("", ".pareto")]
-    return [*(out / n for n in SUMMARY_NAMES), *plots]
+    """The summary rule's outputs (the layout's, with the comparison's whether or not there is a baseline)."""
+    layout = Layout(sweep.results)
+    plots = [p.format(model=m) for m in sweep.models for p in (layout.plot, layout.pareto_plot)]
+    return [Path(p) for p in (*layout.summary.paths().values(), *layout.compare.paths().values(), *plots)]
 
 
 def refuse_summary_dir(sweep, out_dir: str | Path) -> None:
@@ -263,7 +165,7 @@ def refuse_summary_dir(sweep, out_dir: str | Path) -> None:
     rule's outputs either (see PARTIAL_DIR)."""
     from .errors import TrtpipeError
 
-    summary = Path(sweep.results, "summary")
+    summary = Path(Layout(sweep.results).summary_dir)
     if Path(out_dir).resolve() != summary.resolve():
         return
     unfinished = [o for o in outcomes(sweep) if o.status != "done"]
@@ -279,7 +181,7 @@ def write_partial_report(sweep, snakemake_log: str | None = None, python: str = 
         _write_partial_report(sweep, snakemake_log, python)
     except Exception as exc:  # noqa: BLE001 - an onerror handler must not mask the run's own error
         print(f"trtpipe: the report of what finished could not be written ({type(exc).__name__}: {exc}); fix: run "
-              f"trtpipe summarize --config {_config_file(sweep)} --out-dir {partial_dir(Path(sweep.results, 'summary'))}",
+              f"trtpipe summarize --config {_config_file(sweep)} --out-dir {partial_dir(Layout(sweep.results).summary_dir)}",
               file=sys.stderr)
 
 
@@ -297,8 +199,9 @@ def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None
     results = outcomes(sweep)
     rows = failure_rows(results)
     failed = [r for r in rows if r["log"]]
-    out_dir = partial_dir(Path(sweep.results, "summary"))
-    summary_log = Path(sweep.results, "summary", "summary.log")  # the summary job's own failure (its inputs all done)
+    layout = Layout(sweep.results)
+    out_dir = partial_dir(layout.summary_dir)
+    summary_log = Path(layout.summary.log)  # the summary job's own failure (its inputs all done)
     summary_failed = reason_from_log(summary_log) if not failed else None
     print(f"\ntrtpipe: {len(failed) + bool(summary_failed)} job(s) failed or did not finish:", file=sys.stderr)
     for r in failed:
@@ -325,20 +228,11 @@ def _write_partial_report(sweep, snakemake_log: str | None, python: str) -> None
               f"then run: trtpipe summarize --config {_config_file(sweep)} --out-dir {out_dir}", file=sys.stderr)
         return
     print(f"trtpipe: report of what finished, with a Failures section: {(out_dir / 'report.html').resolve()} (the next "
-          f"run retries what failed and writes the full report to {Path(sweep.results, 'summary').resolve()})",
+          f"run retries what failed and writes the full report to {Path(layout.summary_dir).resolve()})",
           file=sys.stderr)
 
 
 # --- what a sweep will not build -------------------------------------------------------------------
-def skip_reason(sweep, backend: str, precision: str) -> str:
-    from .backends.registry import get
-
-    b = get(backend)
-    if precision not in b.precisions:
-        return f"{b.library} ({backend}) has no {precision} kernels"
-    return f"{b.section}.precisions leaves it out"
-
-
 def skipped_notes(sweep) -> list[str]:
     """One line per (backend, precision) the config asks for but will not build, with why and what then
     still exists; printed once at DAG time by the Snakefile."""
@@ -354,5 +248,5 @@ def skipped_notes(sweep) -> list[str]:
                 f"; nothing {precision} is built at all (no backend of the sweep runs it): add tensorrt or a torch_* "
                 f"backend to sweep.backends, or drop {precision} from the precisions" if not builders else "")
         notes.append(f"not built: {precision} engines on {backend} for {', '.join(models)} "
-                     f"({skip_reason(sweep, backend, precision)}){also}.")
+                     f"({skip_reason(backend, precision)}){also}.")
     return notes

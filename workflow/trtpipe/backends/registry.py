@@ -75,6 +75,15 @@ def get(name: str) -> Backend:
     return BACKENDS[name]
 
 
+def skip_reason(backend: str, precision: str, *, precision_named: bool = False) -> str:
+    """Why a sweep builds no `precision` engines on `backend`: it has no such kernels, or its section leaves them out.
+    precision_named: the sentence around it already names the precision."""
+    b = get(backend)
+    if precision not in b.precisions:
+        return f"{b.library} ({backend}) has no {'kernels for it' if precision_named else f'{precision} kernels'}"
+    return f"{b.section}.precisions leaves it out"
+
+
 def rules() -> dict[str, list[Backend]]:
     """Backends by rule family, checking that each family can share one rule."""
     families: dict[str, list[Backend]] = {}

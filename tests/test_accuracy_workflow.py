@@ -66,6 +66,11 @@ def test_digits_end_to_end_the_report_follows_the_data_and_staleness(tmp_path):
     verdicts = artifact_verdicts(acc)
     int8_engines = verdicts[(verdicts["stage"] == "engine") & (verdicts["precision"] == "int8")]
     assert int8_engines["passed"].all() and (int8_engines["judged_on"] == "metric").all()
+    report = (summary / "report.md").read_text()
+    assert "### Accuracy on your data" in report and "samples.npz: 733 held-out of 797, 64 for calibration" in report
+    assert "judged on seeded random inputs only" not in report  # every model here has samples
+    data_section = report.split("### Accuracy on your data")[1].split("###")[0]
+    assert "| engine | onnxruntime | dynamic | int8 | latency |" in data_section and "FAIL" not in data_section
 
     # Staleness: thresholds rerun only the evaluation jobs and the summary.
     write_config(workdir, digits_config(accept={"top1_agreement": 0.999}))

@@ -25,8 +25,12 @@ def main() -> int:
     parser.add_argument("--slurm", action="store_true", help="dry-run with --workflow-profile profiles/slurm")
     args = parser.parse_args()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    zoo = list(config["models"].values())
-    config["models"] = {f"m{i:03d}": zoo[i % len(zoo)] for i in range(args.models)}
+    zoo = sorted(config["models"])
+    copies = {f"m{i:03d}": zoo[i % len(zoo)] for i in range(args.models)}  # copy -> the zoo model it copies
+    # Per-model settings (a budget, a traffic mix) follow each model to its copies: they name models by name.
+    for key in ("objectives", "traffic"):
+        config[key] = {copy: config[key][model] for copy, model in copies.items() if model in config.get(key, {})}
+    config["models"] = {copy: config["models"][model] for copy, model in copies.items()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sweep.yaml"
         path.write_text(yaml.safe_dump(config))

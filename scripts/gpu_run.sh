@@ -2,7 +2,7 @@
 # The GPU proof of the PyTorch backends and the shared timing harness, in stages:
 #   scripts/gpu_run.sh check      GPU tests (tests/test_torch_backend.py, the harness's tests)
 #   scripts/gpu_run.sh fidelity   scripts/harness_fidelity.py: harness vs hand-written CUDA-event loop vs do_bench
-#   scripts/gpu_run.sh gap        scripts/compile_gap_probe.py: pipeline vs fidelity-script compile, one variable at a time
+#   scripts/gpu_run.sh gap        docs/gpu/scripts/compile_gap_probe.py: pipeline vs fidelity-script compile, one variable at a time
 #   scripts/gpu_run.sh sweep      the real pipeline on config/gpu-torchvision.yaml (ResNet-50, ViT-B/16)
 #   scripts/gpu_run.sh ort_check  onnxruntime-gpu's providers, and the ONNX Runtime GPU backend's GPU tests
 #   scripts/gpu_run.sh ort_sweep  the pipeline on config/gpu-onnxruntime.yaml (CONFIG= picks another config)
@@ -44,7 +44,7 @@ for stage in "$@"; do
     fidelity)
       python3 scripts/harness_fidelity.py --out "$OUT/harness_fidelity.csv" || status=1 ;;
     gap)
-      python3 scripts/compile_gap_probe.py --out "$OUT/compile_gap.csv" || status=1 ;;
+      python3 docs/gpu/scripts/compile_gap_probe.py --out "$OUT/compile_gap.csv" || status=1 ;;
     ort_check)
       python3 -c "import torch, onnxruntime as ort; print('onnxruntime', ort.__version__, ort.get_available_providers())" | tee -a "$OUT/gpu.txt"
       python3 -m pytest -q -p no:cacheprovider -m "not workflow" tests/test_ort_gpu.py || status=1 ;;

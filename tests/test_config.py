@@ -1,4 +1,5 @@
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,90 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     path.write_text("models:\n  a: [1, 2\n")
     with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML at line \d+"):
         load_file(path)
+
+
+# --- defaults live in the schema, and the README says the same ---------------------------------------
+def _readme_config_rows() -> list[tuple[list[str], str]]:
+    """(keys, default cell) of each row of the README's configuration table."""
+    rows = []
+    for line in (REPO / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 3:
+            rows.append((re.findall(r"`([^`]*)`", cells[0]), cells[1]))
+    return rows
+
+
+def _same(stated, default) -> bool:
+    """YAML 1.1 reads 1e-4 as a string: numbers are compared as numbers."""
+    if isinstance(default, dict):
+        return isinstance(stated, dict) and stated.keys() == default.keys() and all(
+            _same(stated[k], default[k]) for k in default)
+    if isinstance(default, list):
+        return isinstance(stated, list) and len(stated) == len(default) and all(map(_same, stated, default))
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        try:
+            return float(stated) == float(default)
+        except (TypeError, ValueError):
+            return False
+    return stated == default
+
+
+def test_every_readme_config_row_states_the_schemas_default():
+    """Every row of the README's configuration table names keys of the schema (the backends' sections spliced in);
+    where the schema has a default, the row states it: tolerance rows, presets and backend options included."""
+    from trtpipe.config import config_schema
+
+    properties = config_schema()["properties"]
+    rows = _readme_config_rows()
+    checked = set()
+    for keys, cell in rows:
+        if len(keys) > 1:  # `onnxruntime.` / `tensorrt.` / `torch.precisions`, `.profiles`: the backends' shared keys
+            for section in (k.rstrip(".").split(".")[0] for k in keys if not k.startswith(".")):
+                assert {"precisions", "profiles"} <= properties[section]["properties"].keys(), section
+            continue
+        section, _, name = keys[0].partition(".")
+        assert section in properties, f"README row {keys[0]} names no key of the schema"
+        node = properties[section]
+        if name == "NAME":  # profiles.NAME, models.NAME: user-named entries; the presets are the default
+            if section == "profiles":
+                stated = {n: dict(zip(("min", "opt", "max"), map(int, v.split("/"))))
+                          for n, v in re.findall(r"`(\w+)` (\d+/\d+/\d+)", line_of(keys[0]))}
+                assert stated == node["default"], f"README presets {stated}, the schema {node['default']}"
+                checked.add(keys[0])
+            continue
+        if name:
+            assert name in node["properties"], f"README row {keys[0]} names no key of the schema"
+            node = node["properties"][name]
+        if "default" not in node:
+            continue
+        value = re.fullmatch(r"`([^`]*)`", cell)
+        assert value, f"README row {keys[0]}: the default {cell!r} is not one `value`"
+        assert _same(yaml.safe_load(value.group(1)), node["default"]), \
+            f"README says {keys[0]} defaults to {value.group(1)}, the schema {node['default']}"
+        checked.add(keys[0])
+    assert {f"tolerances.{p}" for p in ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")} <= checked
+    assert {"profiles.NAME", "compare.alpha", "compare.confidence", "export.parity_batches",
+            "tensorrt.workspace_gib", "torch.device"} <= checked
+    assert len(checked) >= 45
+
+
+def line_of(key: str) -> str:
+    return next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| `{key}` |"))
+
+
+def test_defaults_module_imports_nothing_of_the_package():
+    import ast
+
+    tree = ast.parse((REPO / "workflow" / "trtpipe" / "defaults.py").read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("trtpipe")] and all(
+        n.level == 0 for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
+
+
+def test_a_tolerance_key_given_replaces_only_that_key_of_the_default():
+    config = tiny_config(tiny_text=TEXT_MODEL)
+    config["tolerances"] = {"int8": {"min_cosine": 0.95}}
+    sweep = validate(config)
+    assert sweep.tolerance("int8") == {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.95}
+    assert sweep.tolerance("fp16") == {"atol": 1e-2, "rtol": 1e-2}

@@ -3,7 +3,9 @@ machine alone and keeps new work out while it measures. Real flock(2) locks betw
 
 import fcntl
 import multiprocessing
+import os
 import queue as queue_module
+import time
 
 import pytest
 
@@ -57,36 +59,60 @@ def test_a_timing_waits_for_the_work_beside_it_and_work_waits_for_a_timing():
     assert worker.exitcode == 0 and timing.exitcode == 0
 
 
-def _time_with_patience(events, patience_s):
+def _stamped_work(events, release):
+    """_work, its events stamped with the host's monotonic clock (one clock for every process)."""
+    with machine.working():
+        events.put((time.monotonic(), "working"))
+        release.get(timeout=60)
+    events.put((time.monotonic(), "done"))
+
+
+def _stamped_timing(events, patience_s):
     with machine.working():
         with machine.alone(patience_s):
-            events.put("timing")
-    events.put("timed")
+            events.put((time.monotonic(), "timing"))  # stamped while it holds the machine alone
+    events.put((time.monotonic(), "timed"))
 
 
-def _start_work_after(events, seconds):
-    import time
+def _turnstile_closed() -> bool:
+    fd = machine._open("turnstile.lock")
+    try:
+        if machine._try(fd, fcntl.LOCK_SH):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        return True
+    finally:
+        os.close(fd)
 
-    time.sleep(seconds)
+
+def _start_work_once_the_turnstile_is_closed(events):
+    """New work that arrives after the timing has run out of patience: it waits for that event (the turnstile
+    held exclusively), not for a number of seconds that a busy machine may not honour."""
+    while not _turnstile_closed():
+        time.sleep(0.01)
+    events.put((time.monotonic(), "arrived"))
     with machine.working():
-        events.put("new work")
+        events.put((time.monotonic(), "new work"))  # stamped while it holds the machine shared
 
 
 def test_a_timing_that_waited_long_enough_stops_new_work_until_it_is_done():
-    """Without the turnstile, jobs that keep overlapping starve a timing: new work would always get in first."""
+    """Without the turnstile, jobs that keep overlapping starve a timing: new work would always get in first.
+    Ordered by events, not by elapsed time: the newcomer comes once the turnstile is closed, and the events are
+    ordered by when they happened (inside the locks), not by when the queue delivered them."""
     events, release = FORK.Queue(), FORK.Queue()
-    worker = FORK.Process(target=_work, args=(events, release))
-    timing = FORK.Process(target=_time_with_patience, args=(events, 0.3))
-    newcomer = FORK.Process(target=_start_work_after, args=(events, 1.5))  # arrives after the timing's patience
+    worker = FORK.Process(target=_stamped_work, args=(events, release))
+    timing = FORK.Process(target=_stamped_timing, args=(events, 0.3))
+    newcomer = FORK.Process(target=_start_work_once_the_turnstile_is_closed, args=(events,))
     try:
         worker.start()
-        assert events.get(timeout=30) == "working"
+        assert events.get(timeout=60)[1] == "working"
         timing.start()
         newcomer.start()
+        assert events.get(timeout=60)[1] == "arrived"  # the timing's patience ran out: the turnstile is closed
         with pytest.raises(queue_module.Empty):
             events.get(timeout=3)  # the timing waits for the running work; the newcomer waits behind the timing
         release.put("stop")
-        seen = [events.get(timeout=30) for _ in range(4)]
+        seen = [name for _, name in sorted(events.get(timeout=60) for _ in range(4))]
     finally:
         for p in (worker, timing, newcomer):
             p.kill()

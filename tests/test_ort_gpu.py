@@ -15,7 +15,7 @@ from trtpipe.backends import ort_gpu
 from trtpipe.backends.base import BuildRequest
 from trtpipe.backends.registry import get
 from trtpipe.config import validate
-from trtpipe.defaults import with_defaults
+from trtpipe.backends.registry import with_defaults
 from trtpipe.errors import BackendUnavailable
 from trtpipe.spec import DYNAMIC, Variant
 

@@ -22,7 +22,7 @@ from helpers import SR_MODEL, TEXT_MODEL, tiny_config
 from trtpipe.backends.base import BuildRequest
 from trtpipe.backends.registry import get
 from trtpipe.config import validate
-from trtpipe.defaults import with_defaults
+from trtpipe.backends.registry import with_defaults
 from trtpipe.engine import build_engine
 from trtpipe.errors import BackendUnavailable, EngineMismatch, ProfileError, TrtpipeError
 from trtpipe.export import export_onnx

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import SR_MODEL, TEXT_MODEL, USER_MODEL, tiny_config
-from trtpipe.backends.ort_session import OnnxEvaluator
+from trtpipe.ort_session import OnnxEvaluator
 from trtpipe.config import validate
 from trtpipe.errors import TrtpipeError
 from trtpipe.export import export_onnx

@@ -190,7 +190,7 @@ def test_benchmark_rows_and_profile_refusal(sweep, text_engines):
 def test_onnx_runtime_uses_the_cores_the_job_owns(sweep, work, text_engines, monkeypatch):
     """Snakemake's OMP_NUM_THREADS, which ONNX Runtime itself ignores: one-core checks each running a pool as wide as
     the machine slowed a sweep's checks 2.5x on the 16-core GPU box."""
-    from trtpipe.backends.ort_session import session
+    from trtpipe.ort_session import session
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert session(str(work / "text.engine-src.onnx")).get_session_options().intra_op_num_threads == 1

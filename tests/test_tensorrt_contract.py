@@ -42,7 +42,7 @@ from trtpipe.export import export_onnx
 from trtpipe.reference import make_reference
 from trtpipe.backends.registry import get
 from trtpipe.backends.base import BuildRequest
-from trtpipe.defaults import with_defaults
+from trtpipe.backends.registry import with_defaults
 from trtpipe.inputs import random_inputs
 from trtpipe.spec import DYNAMIC, InputSpec, ModelSpec, Profile, Variant
 from trtpipe.timing import TimingSettings
@@ -121,7 +121,7 @@ def _build_direct(tmp_path, onnx_path, spec, batch, **options):
     opts = with_defaults("tensorrt", {**OPTIONS, "timing_cache_dir": str(tmp_path / "cache"), **options})
     fields = backend.build(BuildRequest(get("tensorrt"), onnx_path, engine, spec, variant, "fp32", (profile,), opts))
     sidecar = {"model": spec.name, "variant": variant.name, "precision": "fp32", "backend": "tensorrt",
-               "profiles": [profile.sidecar_entry(spec, variant)], **backend.identity(opts), **fields}
+               "profiles": [profile.sidecar_entry(spec, variant)], **backend.Runner.machine_identity(opts), **fields}
     return engine, sidecar, opts
 
 

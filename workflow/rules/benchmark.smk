@@ -33,7 +33,7 @@ for _family, _members in registry.rules().items():
         group:
             engine_group
         conda:
-            f"../../envs/{_first.conda_env}"
+            f"../../envs/{_first.env_file}"
         shell:
             "trtpipe benchmark --backend {wildcards.backend} --model-spec {params.spec:q} --engine {input.engine}"
             " --sidecar {input.sidecar} --profile {wildcards.profile} --batches {params.batches}"

@@ -37,7 +37,7 @@ for _family, _members in registry.rules().items():
         resources:
             gpu=build_gpu_units,
         conda:
-            f"../../envs/{_first.conda_env}"
+            f"../../envs/{_first.env_file}"
         shell:
             "trtpipe build-engine --backend {wildcards.backend} --model-spec {params.spec:q} --source {params.source}"
             " --variant {wildcards.variant} --precision {wildcards.precision} --profiles {params.profiles:q}"

@@ -146,7 +146,7 @@ def check_export(
     """
     import onnx
 
-    from .backends.ort_session import RunFailure
+    from .ort_session import RunFailure
 
     graph = onnx.load(str(onnx_path))
     try:
@@ -166,7 +166,7 @@ def check_export(
 
 def _check_export(graph, onnx_path, spec: ModelSpec, reference_path, variant: Variant, tolerance, dummy_batch: int,
                   shown_as, stage: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from .backends.ort_session import RunFailure, run_session, session
+    from .ort_session import RunFailure, run_session, session
 
     sess = session(str(onnx_path), level="basic")
     onnx_path = str(shown_as or onnx_path)

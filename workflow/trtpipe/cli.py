@@ -207,13 +207,12 @@ def _gpu_for(args):
     import contextlib
 
     from .backends import registry
-    from .defaults import with_defaults
     from .gpu import claim_gpu
 
     if args.command not in ("build-engine", "benchmark", "evaluate-engine"):
         return contextlib.nullcontext()
     backend = registry.get(args.backend)
-    options = with_defaults(backend.section, json.loads(args.options if args.command != "benchmark" else args.backend_options))
+    options = backend.with_defaults(json.loads(args.options if args.command != "benchmark" else args.backend_options))
     if not backend.needs_gpu(options):
         return contextlib.nullcontext()
     return claim_gpu(shared=args.command == "benchmark" or backend.build_shares_gpu(options))
@@ -225,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trtpipe", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name, fn, help_text, model=True):
-        p = sub.add_parser(name, help=help_text)
+    def command(name, fn, help_text, model=True, add_help=True):
+        p = sub.add_parser(name, help=help_text, add_help=add_help)
         p.set_defaults(fn=fn)
         p.add_argument("--log", help="append progress to this file (default: stderr)")
         if model:
@@ -341,13 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--options", default="{}")
             p.add_argument("--tolerance", required=True)
 
-    p = command("compare", cmd_compare, "compare two sweeps row by row: regression, improvement or noise", model=False)
-    p.add_argument("base", help="the baseline: a results folder or its summary/benchmarks.csv")
-    p.add_argument("new", help="the sweep to judge: a results folder or its summary/benchmarks.csv")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level after Holm's correction across rows")
-    p.add_argument("--min-effect", type=float, default=0.02, help="smallest relative change ever called (0.02: 2%%)")
-    p.add_argument("--out", help="write the Markdown report here (default: print it)")
-    p.add_argument("--csv", help="also write the per-row comparison as CSV")
+    # compare's own arguments are declared once, in trtpipe.compare (which imports pandas: only when it runs, see main)
+    command("compare", cmd_compare, "compare two sweeps row by row: regression, improvement or noise", model=False,
+            add_help=False)
 
     p = command("summarize", cmd_summarize, "summary CSVs, plots and report", model=False)
     summary_inputs.add_arguments(p)
@@ -370,7 +365,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "compare":
+        from .compare import add_arguments
+
+        add_arguments(argparse.ArgumentParser(prog="trtpipe compare")).parse_args(rest, namespace=args)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)

@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import defaults
 from .errors import TrtpipeError
 from .io import write_csv, write_text
 from .layout import Layout
@@ -45,11 +46,9 @@ log = logging.getLogger(__name__)
 
 KEY_COLUMNS = C.ROW_KEYS
 ENV_COLUMNS = [C.DEVICE, "backend_version", "driver", "sm_clock_mhz", C.GIT_REV]
-DEFAULT_ALPHA = 0.01
-DEFAULT_MIN_EFFECT = 0.02
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 0
+# The schema's `compare` section holds them (the report's comparison against `baseline` reads the same).
+DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED = (
+    defaults.value("compare", key) for key in ("alpha", "min_effect", "confidence", "resamples", "seed"))
 UNVERIFIED = "unverified (no raw timings)"
 NOT_COMPARED = "not compared (no raw timings, and no cv or iteration count in the summary)"
 
@@ -59,21 +58,6 @@ class CompareInputError(TrtpipeError):
 
 
 # --- statistics --------------------------------------------------------------------------------------------
-def average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based ranks with ties given their average rank, and the size of every tie group (for the correction)."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts_group = np.r_[True, ordered[1:] != ordered[:-1]]
-    group = np.cumsum(starts_group) - 1
-    starts = np.flatnonzero(starts_group)
-    sizes = np.diff(np.r_[starts, values.size])
-    average = starts + (sizes + 1) / 2.0
-    ranks = np.empty(values.size)
-    ranks[order] = average[group]
-    return ranks, sizes
-
-
 @dataclass(frozen=True)
 class MannWhitney:
     u: float  # U of the first sample: how many (x, y) pairs have x > y, ties counting one half
@@ -82,25 +66,22 @@ class MannWhitney:
 
 
 def mann_whitney(x: np.ndarray, y: np.ndarray) -> MannWhitney:
-    """Two-sided Mann-Whitney U test, normal approximation with tie and continuity correction.
+    """Two-sided Mann-Whitney U test, normal approximation with tie and continuity correction (SciPy's
+    mannwhitneyu, method="asymptotic"; R's wilcox.test(exact=FALSE) computes the same).
 
     Timings are skewed and heavy-tailed, so a rank test rather than a t-test; with the 20 or more
-    iterations every benchmark row has, the normal approximation is adequate (R's wilcox.test(exact=FALSE)
-    and SciPy's method="asymptotic" compute the same).
+    iterations every benchmark row has, the normal approximation is adequate.
     """
+    from scipy import stats
+
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n1, n2 = x.size, y.size
-    if n1 == 0 or n2 == 0:
+    if x.size == 0 or y.size == 0:
         return MannWhitney(math.nan, math.nan, math.nan)
-    n = n1 + n2
-    ranks, ties = average_ranks(np.concatenate([x, y]))
-    u = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
-    tie_term = float((ties.astype(float) ** 3 - ties).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term)
-    if variance <= 0:  # every value identical: no evidence of a difference
-        return MannWhitney(u, 0.0, 1.0)
-    z = max(abs(u - n1 * n2 / 2.0) - 0.5, 0.0) / math.sqrt(variance)
-    return MannWhitney(u, z, min(1.0, math.erfc(z / math.sqrt(2.0))))
+    result = stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    if np.ptp(np.concatenate([x, y])) == 0:  # every value identical: no evidence of a difference (SciPy: p NaN)
+        return MannWhitney(float(result.statistic), 0.0, 1.0)
+    p = float(result.pvalue)
+    return MannWhitney(float(result.statistic), float(stats.norm.isf(p / 2.0)), p)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -144,7 +125,9 @@ def bootstrap_medians(values: np.ndarray, resamples: int, rng: np.random.Generat
 
 def ratio_interval(base: np.ndarray, new: np.ndarray, confidence: float, resamples: int,
                    rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile bootstrap CI of median(new) / median(base), the two sides resampled independently."""
+    """Percentile bootstrap CI of median(new) / median(base), the two sides resampled independently: what SciPy's
+    stats.bootstrap(method="percentile") computes (tests/test_compare.py holds the two side by side), without
+    building the resamples, which costs SciPy 10 s for one 20,000-iteration row (docs/measurements.md)."""
     ratios = bootstrap_medians(new, resamples, rng) / bootstrap_medians(base, resamples, rng)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(ratios, [tail, 1.0 - tail])
@@ -511,12 +494,13 @@ def _effect(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`trtpipe compare`'s arguments (the trtpipe CLI parses them with this too), defaults from the schema."""
     parser.add_argument("base", help="the baseline: a results folder or its summary/benchmarks.csv")
     parser.add_argument("new", help="the sweep to judge: a results folder or its summary/benchmarks.csv")
     parser.add_argument("--alpha", type=_probability, default=DEFAULT_ALPHA,
                         help=f"significance level after Holm's correction across rows (default {DEFAULT_ALPHA})")
     parser.add_argument("--min-effect", type=_effect, default=DEFAULT_MIN_EFFECT,
-                        help=f"smallest relative change ever called (default {DEFAULT_MIN_EFFECT}: 2%%)")
+                        help=f"smallest relative change ever called (default {DEFAULT_MIN_EFFECT}: {DEFAULT_MIN_EFFECT * 100:g}%%)")
     parser.add_argument("--out", help="write the Markdown report here (default: print it)")
     parser.add_argument("--csv", help="also write the per-row comparison as CSV")
     return parser

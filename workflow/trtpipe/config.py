@@ -20,25 +20,7 @@ from .errors import ConfigError, TrtpipeError
 from .layout import COMBINED, REDUCED_PRECISIONS, Layout, stem as file_stem
 from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile, Variant
 
-# The seeds' three use cases (online latency, dynamic batching, offline throughput).
-PRESET_PROFILES = {
-    "latency": {"min": 1, "opt": 1, "max": 1},
-    "dynamic": {"min": 1, "opt": 4, "max": 32},
-    "offline": {"min": 128, "opt": 128, "max": 128},
-}
-
-# Polygraphy's rule: an element fails only if it exceeds both atol and rtol; quantized outputs must
-# also keep their direction (cosine similarity).
-DEFAULT_TOLERANCES = {
-    "fp32": {"atol": 1e-4, "rtol": 1e-3},
-    "tf32": {"atol": 1e-2, "rtol": 1e-2},  # 10-bit mantissa in matmul/conv inputs
-    "fp16": {"atol": 1e-2, "rtol": 1e-2},
-    "bf16": {"atol": 5e-2, "rtol": 5e-2},
-    "int8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},  # elementwise: a gross-error guard only
-    "fp8": {"atol": 0.5, "rtol": 0.5, "min_cosine": 0.99},
-}
-
-REFERENCE_EXTRA_BATCHES = (1, 3)  # parity away from the export's dummy batch
+PRESET_PROFILES = defaults.value("profiles")  # the schema's default: latency, dynamic, offline
 RESERVED_PROFILE_NAMES = ("static", COMBINED)
 
 
@@ -74,7 +56,7 @@ class Sweep:
         self.results = raw["results"]
         self.seed = raw["seed"]
         self.batch_sizes = sorted(raw["batch_sizes"])
-        self.profiles = {**PRESET_PROFILES, **raw["profiles"]}
+        self.profiles = {**PRESET_PROFILES, **raw["profiles"]}  # a user's profiles beside the presets
         self.backends = list(raw["sweep"]["backends"])
         self.precisions = list(raw["sweep"]["precisions"])
         self.precision = raw["precision"]
@@ -87,9 +69,8 @@ class Sweep:
         self.compare = raw["compare"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
-        self.tolerances = {p: {**DEFAULT_TOLERANCES.get(p, {}), **t} for p, t in raw["tolerances"].items()}
-        for p, t in DEFAULT_TOLERANCES.items():
-            self.tolerances.setdefault(p, dict(t))
+        # A tolerance key given replaces that key of the precision's default, not the whole default.
+        self.tolerances = {p: {**t, **raw["tolerances"].get(p, {})} for p, t in defaults.section("tolerances").items()}
         self.models: dict[str, ModelSpec] = {}
         self._model_raw = raw["models"]
         for name, m in sorted(raw["models"].items()):
@@ -243,7 +224,7 @@ class Sweep:
 
     def reference_batches(self, model: str) -> list[int]:
         """The traced dummy batch, batches away from it, and every static variant's batch."""
-        extra = {*REFERENCE_EXTRA_BATCHES, self.export["dummy_batch"]}
+        extra = {*self.export["parity_batches"], self.export["dummy_batch"]}
         return sorted(extra | set(self.static_batch_sizes_for(model)))
 
     def tolerance(self, precision: str) -> dict[str, float]:
@@ -265,8 +246,7 @@ def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with a `models` key; fix: see config.yaml.")
     data = copy.deepcopy(raw)
-    schema = defaults.schema()
-    schema["properties"]["sweep"]["properties"]["backends"]["items"] = {"enum": sorted(registry.BACKENDS)}
+    schema = config_schema()
     validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_cls(schema)
     errors = list(validator.iter_errors(data))
@@ -274,6 +254,20 @@ def validate(raw: dict[str, Any], source: str = "config.yaml") -> Sweep:
         raise ConfigError(_describe(jsonschema.exceptions.best_match(errors), source, schema))
     _check_semantics(data, source)
     return Sweep(data, source)
+
+
+def config_schema() -> dict[str, Any]:
+    """The config's JSON schema: the schema file with the registry's backend names and each backend's section (its
+    options) spliced in."""
+    out = defaults.schema()
+    properties = out["properties"]
+    properties["sweep"]["properties"]["backends"]["items"] = {"enum": sorted(registry.BACKENDS)}
+    for section, section_schema in registry.sections().items():
+        if section in properties:
+            raise ConfigError(f"{defaults.SCHEMA_PATH}: the backend section {section!r} is also a key of the schema file; "
+                              f"fix: give the backend's section another name.")
+        properties[section] = section_schema
+    return out
 
 
 def _with_defaults(validator_class):

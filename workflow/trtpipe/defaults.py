@@ -1,6 +1,10 @@
-"""Every default lives in the config schema (workflow/schemas/config.schema.yaml). Code that needs one
-(argparse, a backend's options, the timing settings) reads it from there, so a default is changed in one
-place and the README table is checked against it (tests/test_config.py)."""
+"""Every default lives in the config schema (workflow/schemas/config.schema.yaml): the profile presets, the
+tolerances, the parity batches, the benchmark and compare settings. Code that needs one (argparse, the timing
+settings, a Sweep) reads it from there, so a default is changed in one place and the README table is checked
+against it (tests/test_config.py). A backend's options are its own (trtpipe/backends/registry.py); trtpipe.config
+splices them into this schema, with the backend names, where a config is validated.
+
+This module imports nothing of the package, so that any module may read a default."""
 
 from __future__ import annotations
 
@@ -20,20 +24,28 @@ def _schema() -> dict[str, Any]:
 
 
 def schema() -> dict[str, Any]:
-    """A copy of the schema (the backend names are spliced in where the config is validated: trtpipe.config)."""
+    """A copy of the schema file (without the backends' sections and names: trtpipe.config.config_schema has them)."""
     return copy.deepcopy(_schema())
 
 
+def defaults_of(node: dict[str, Any]) -> dict[str, Any]:
+    """The defaults of an object schema's properties."""
+    return {key: copy.deepcopy(sub["default"]) for key, sub in node.get("properties", {}).items() if "default" in sub}
+
+
 def section(name: str) -> dict[str, Any]:
-    """The defaults of one top-level section (e.g. `onnxruntime`, `benchmark`)."""
-    props = _schema()["properties"][name].get("properties", {})
-    return {key: copy.deepcopy(sub["default"]) for key, sub in props.items() if "default" in sub}
+    """The defaults of one top-level section of the file (e.g. `benchmark`, `tolerances`)."""
+    return defaults_of(_schema()["properties"][name])
 
 
-def value(section_name: str, key: str) -> Any:
+def value(section_name: str, key: str | None = None) -> Any:
+    """One default: a section's key, or a top-level key's own default (key None)."""
+    if key is None:
+        return copy.deepcopy(_schema()["properties"][section_name]["default"])
     return section(section_name)[key]
 
 
-def with_defaults(section_name: str | None, options: dict[str, Any] | None) -> dict[str, Any]:
-    """A section's options with the schema's defaults under whatever was given (a command run by hand may give none)."""
-    return {**(section(section_name) if section_name else {}), **(options or {})}
+def with_defaults(section_name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """A section's settings with the schema's defaults under whatever was given (a command run by hand may give
+    none)."""
+    return {**section(section_name), **(options or {})}

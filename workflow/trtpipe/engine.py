@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from .backends import registry
-from .defaults import with_defaults
 from .backends.base import BuildRequest
 from .check import refuse_not_dynamic
 from .errors import ParityError, TrtpipeError
@@ -46,7 +45,7 @@ def build_engine(
     if variant.is_dynamic and backend.source == registry.CHECKPOINT_SOURCE:
         refuse_not_dynamic(reference_path, spec, engine_path)
     module = backend.implementation()
-    options = with_defaults(backend.section, options)
+    options = backend.with_defaults(options)
     start = time.perf_counter()
     with atomic_path(engine_path) as tmp:
         request = BuildRequest(backend, Path(source), tmp, spec, variant, precision, tuple(profiles), options,
@@ -56,7 +55,7 @@ def build_engine(
             "model": spec.name, "variant": variant.name, "precision": precision, "backend": backend.name,
             "source": str(source),
             "profiles": [p.sidecar_entry(spec, variant) for p in profiles],
-            **module.identity(options),
+            **module.Runner.machine_identity(options),
             **fields,
             "build_seconds_total": time.perf_counter() - start,
             "engine_bytes": os.path.getsize(tmp),

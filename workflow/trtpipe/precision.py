@@ -183,7 +183,7 @@ def convert(
 def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str | Path, variant: Variant, precision: str,
                     tolerance: dict[str, float]) -> tuple[list[dict[str, Any]], str]:
     """Parity of a precision ONNX against PyTorch; returns (rows, which runtime evaluated it)."""
-    from .backends.ort_session import OnnxEvaluator
+    from .ort_session import OnnxEvaluator
 
     evaluator = OnnxEvaluator(onnx_path)
     reference = Reference(reference_path)

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from ..defaults import with_defaults
 from ..errors import EngineMismatch, ProfileError
 from ..spec import ModelSpec, Profile, Shape, Variant, check_shapes_in_profile
 from .registry import Backend, get
@@ -102,7 +101,7 @@ def refuse_altered_engine(engine_path, sidecar: dict) -> None:
 
 
 class Runner:
-    """Loads one engine for one of its profiles. Subclasses implement identity(), load(), run_impl(),
+    """Loads one engine for one of its profiles. Subclasses implement machine_identity(), load(), run_impl(),
     benchmark_impl() and describe_impl(); the public methods check what every backend must check."""
 
     def __init__(self, engine_path: str | Path, sidecar: dict[str, Any], profile: str | None = None, threads: int = 0,
@@ -110,7 +109,7 @@ class Runner:
         self.backend = get(sidecar["backend"])
         self.engine_path = str(engine_path)
         self.sidecar = sidecar
-        self.options = with_defaults(self.backend.section, options)
+        self.options = self.backend.with_defaults(options)
         self.threads = threads
         self.profile = engine_profile(sidecar, profile, engine_path)
         self.output_names: list[str] = []
@@ -120,9 +119,20 @@ class Runner:
         self.load()
 
     # --- what a backend implements ------------------------------------------------------------
-    def identity(self) -> dict[str, str]:
-        """backend_version, device (and compute_capability): what this machine would build."""
+    @classmethod
+    def machine_identity(cls, options: dict[str, Any]) -> dict[str, str]:
+        """The identity contract: what this machine would build with these options (defaults filled), as flat
+        strings: `backend_version` and `device`, plus `compute_capability` on a GPU and whatever else makes an
+        engine invalid elsewhere. build_engine writes it into every sidecar; before an engine is loaded, identity()
+        is compared with the sidecar key by key (refuse_foreign_engine): one that differs makes the engine foreign.
+        Called once per build and per load, so it may query the device; the registry's `dag_identity` is the cheap
+        DAG-time counterpart that goes into the rules' params."""
         raise NotImplementedError
+
+    def identity(self) -> dict[str, str]:
+        """What this engine's sidecar must match here: machine_identity of the runner's options. A backend overrides
+        it only to add what the loaded engine itself ties it to (the torch device it was built for, say)."""
+        return self.machine_identity(self.options)
 
     def load(self) -> None:
         raise NotImplementedError

@@ -16,16 +16,9 @@ import numpy as np
 from ..errors import TrtpipeError
 from ..machine import job_cores
 from .base import BuildRequest, Runner as BaseRunner, cpu_description
-from .ort_session import output_names, run_session, session, version
+from ..ort_session import output_names, run_session, session, version
 
 log = logging.getLogger(__name__)
-
-
-def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
-    """What makes an engine invalid on another machine."""
-    from ..sysinfo import cpu_name
-
-    return {"backend_version": version(), "device": cpu_name()}
 
 
 def bake_fixed_dims(graph, shapes) -> list[str]:
@@ -64,8 +57,11 @@ def build(request: BuildRequest) -> dict[str, Any]:
 class Runner(BaseRunner):
     """Runs a saved engine within its profile; host-clock timing of whole calls."""
 
-    def identity(self) -> dict[str, str]:
-        return identity(self.options)
+    @classmethod
+    def machine_identity(cls, options: dict[str, Any]) -> dict[str, str]:
+        from ..sysinfo import cpu_name
+
+        return {"backend_version": version(), "device": cpu_name()}
 
     def load(self) -> None:
         # An explicit intra-op count wins over the cores the job owns.

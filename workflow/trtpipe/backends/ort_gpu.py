@@ -91,13 +91,6 @@ def tensorrt_version() -> str:
     return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
 
 
-def identity(options: dict[str, Any]) -> dict[str, str]:
-    from ..gpu import get_device
-
-    info = get_device().info
-    return {"backend_version": _ort().__version__, "device": info["name"], "compute_capability": info["compute_capability"]}
-
-
 def provider_options(backend, options: dict[str, Any], precision: str, stream_handle: int | None = None) -> list:
     """The session's providers with their options, from the config section."""
     stream = {"user_compute_stream": str(stream_handle)} if stream_handle else {}
@@ -257,8 +250,16 @@ def build(request: BuildRequest) -> dict[str, Any]:
 class Runner(BaseRunner):
     """IOBinding to CUDA buffers, computing on the harness's stream."""
 
+    @classmethod
+    def machine_identity(cls, options: dict[str, Any]) -> dict[str, str]:
+        from ..gpu import get_device
+
+        info = get_device().info
+        return {"backend_version": _ort().__version__, "device": info["name"],
+                "compute_capability": info["compute_capability"]}
+
     def identity(self) -> dict[str, str]:
-        here = identity(self.options)
+        here = self.machine_identity(self.options)
         if self.backend.mode == "tensorrt":  # an EP-context engine is also tied to the TensorRT that built it
             here["tensorrt_version"] = require_tensorrt(_ort())
         return here

@@ -58,17 +58,6 @@ def version() -> str:
     return _torch().__version__
 
 
-def identity(options: dict[str, Any]) -> dict[str, str]:
-    if options["device"] == "cpu":
-        from ..sysinfo import cpu_name
-
-        return {"backend_version": version(), "device": cpu_name(), "compute_capability": ""}
-    from ..gpu import get_device
-
-    info = get_device().info
-    return {"backend_version": version(), "device": info["name"], "compute_capability": info["compute_capability"]}
-
-
 def write_engine(path: str | Path, config: dict[str, Any], compiled: bytes | None = None) -> None:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(CONFIG_ENTRY, json.dumps(config, indent=2, sort_keys=True))
@@ -248,8 +237,19 @@ def _not_dynamic(exc: Exception, shown_as: str, batch: int, prepared: Prepared) 
 
 
 class Runner(BaseRunner):
+    @classmethod
+    def machine_identity(cls, options: dict[str, Any]) -> dict[str, str]:
+        if options["device"] == "cpu":
+            from ..sysinfo import cpu_name
+
+            return {"backend_version": version(), "device": cpu_name(), "compute_capability": ""}
+        from ..gpu import get_device
+
+        info = get_device().info
+        return {"backend_version": version(), "device": info["name"], "compute_capability": info["compute_capability"]}
+
     def identity(self) -> dict[str, str]:
-        return identity({**self.options, "device": self.sidecar["torch_device"]})
+        return self.machine_identity({**self.options, "device": self.sidecar["torch_device"]})  # the engine's device
 
     def load(self) -> None:
         config, compiled = read_engine(self.engine_path)

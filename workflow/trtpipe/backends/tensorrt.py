@@ -85,12 +85,6 @@ def major(trt) -> int:
     return int(trt.__version__.split(".")[0])
 
 
-def identity(options: dict[str, Any] | None = None) -> dict[str, str]:
-    """What makes an engine invalid elsewhere: the TensorRT version and the GPU (name, compute capability)."""
-    info = get_device().info
-    return {"backend_version": version(), "device": info["name"], "compute_capability": info["compute_capability"]}
-
-
 def _logger(trt):
     return trt.Logger(trt.Logger.WARNING)
 
@@ -278,8 +272,11 @@ def _output_allocator(trt, device):
 class Runner(BaseRunner):
     """One execution context for one of the engine's profiles."""
 
-    def identity(self) -> dict[str, str]:
-        return identity(self.options)
+    @classmethod
+    def machine_identity(cls, options: dict[str, Any]) -> dict[str, str]:
+        """The TensorRT version and the GPU (name, compute capability)."""
+        info = get_device().info
+        return {"backend_version": version(), "device": info["name"], "compute_capability": info["compute_capability"]}
 
     def load(self) -> None:
         trt = self.trt = _trt()

@@ -7,7 +7,7 @@ scripts/harness_fidelity.py's? One variable at a time, same process, same GPU, t
   input_sets    + four rotated input sets, each with its own graph (the pipeline's benchmark)
   runner        trtpipe's own torch runner (torch_compile_graph, static batch 128) on the same checkpoint
 
-Usage: PYTHONPATH=workflow python3 scripts/compile_gap_probe.py --out gap.csv
+Usage: PYTHONPATH=workflow python3 docs/gpu/scripts/compile_gap_probe.py --out gap.csv
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "workflow"))
 from trtpipe.gpu import GpuStep, get_device, measure_gpu  # noqa: E402
 from trtpipe.timing import TimingSettings  # noqa: E402
 

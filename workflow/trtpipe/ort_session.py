@@ -1,6 +1,7 @@
 """Running an ONNX file with ONNX Runtime on the CPU: sessions, readable failures, and an evaluator for
 parity checks of any precision. Used by the export check, simplify and precision stages, and by the
-ONNX Runtime engine backend."""
+ONNX Runtime engine backend. Not a backend itself (it builds and times no engine): the pipeline's own ONNX
+evaluator, as onnx is its ONNX reader, and the one module outside backends/ that imports onnxruntime."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import TrtpipeError
-from ..machine import job_cores
+from .errors import TrtpipeError
+from .machine import job_cores
 
 log = logging.getLogger(__name__)
 

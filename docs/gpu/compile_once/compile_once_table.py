@@ -3,7 +3,7 @@ config/gpu-compile-once.yaml (scripts/gpu_run.sh packs it as <results>.tar.gz): 
 compile seconds and graphs (sidecar), and the benchmark job's load-and-trace seconds, graphs, Inductor cache
 misses and compute medians (benchmark CSV).
 
-    python3 scripts/compile_once_table.py results-c2-after docs/gpu/compile_once/engines.csv
+    python3 docs/gpu/compile_once/compile_once_table.py results-c2-after docs/gpu/compile_once/engines.csv
 """
 
 import glob

@@ -2,7 +2,7 @@
 per model, precision and batch, static engines (the dynamic engine's row at that batch in brackets). Rows timed
 before --mark-before (an ISO timestamp) get a dagger: in the fourth session those came from an earlier run.
 
-    python3 scripts/ort_gpu_table.py docs/gpu/onnxruntime/benchmarks.csv --mark-before 2026-11-24T03:10
+    python3 docs/gpu/onnxruntime/ort_gpu_table.py docs/gpu/onnxruntime/benchmarks.csv --mark-before 2026-11-24T03:10
 """
 
 import argparse

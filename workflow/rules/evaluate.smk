@@ -85,7 +85,7 @@ for _family, _members in registry.rules().items():
         resources:
             gpu=gpu_units,
         conda:
-            f"../../envs/{_first.conda_env}"
+            f"../../envs/{_first.env_file}"
         shell:
             "trtpipe evaluate-engine --backend {wildcards.backend} --model-spec {params.spec:q} --engine {input.engine}"
             " --sidecar {input.sidecar} --variant {wildcards.variant} --precision {wildcards.precision}"

@@ -182,7 +182,7 @@ def evaluate_onnx(spec: ModelSpec, variant: Variant, artifacts: list[tuple[str, 
                   metric: metrics.Metric | None, accept: dict[str, Any], tolerances: dict[str, dict[str, float]]
                   ) -> list[dict[str, Any]]:
     """Rows of each (stage, precision, onnx path) of one variant on the samples."""
-    from .backends.ort_session import OnnxEvaluator
+    from .ort_session import OnnxEvaluator
 
     data = DataReference(data_path)
     rows = pytorch_rows(spec, data, metric) if variant.is_dynamic else []

@@ -9,6 +9,10 @@
 #   scripts/gpu_run.sh ort_fidelity  scripts/harness_fidelity.py on the ONNX Runtime CUDA engines of ort_sweep (ORT_ENGINES=glob)
 #   scripts/gpu_run.sh ort_probe  scripts/ort_cuda_probe.py: the CUDA EP's options one at a time (ResNet-50 fp32/fp16)
 #   scripts/gpu_run.sh ref_scale  the size of each model's reference outputs in RESULTS (what fp16 tolerances face)
+#   scripts/gpu_run.sh beside     scripts/beside_compile_fidelity.py: torch timings alone vs beside confined compiles,
+#                                 on the engines BESIDE_ENGINES (glob) of the models BESIDE_MODELS
+#   scripts/gpu_run.sh identity   the machine: GPU, driver, CPU, library versions (-> $OUT/machine.txt)
+# SET="key.sub=value ..." sets config values of a sweep (YAML values), e.g. SET="scheduling.timing_cores=0".
 # SWEEP_LIMIT_S stops the sweep early (Snakemake cleans up; a rerun resumes where it stopped).
 # PRIORITIZE (rule names or files, space-separated) goes to Snakemake's --prioritize: what a stopped sweep must have.
 # WORKFLOW=dir runs the Snakefile (and package) in dir instead, e.g. an older revision unpacked with
@@ -67,6 +71,14 @@ with open(sys.argv[1], "w", newline="") as f:
                 out.writerow([path, case.id, name, float(np.abs(value).max()), float(value.std())])
 PY
       cat "$OUT/reference_scale.csv" ;;
+    identity)
+      { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit,memory.total --format=csv
+        echo "cores: $(nproc), $(lscpu | sed -n 's/^Model name: *//p'), kernel $(uname -r)"
+        python3 -c "import torch, torchvision, timm, transformers, onnx, onnxruntime, snakemake; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'transformers', transformers.__version__, 'onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers(), 'snakemake', snakemake.__version__)"
+      } 2>&1 | tee "$OUT/machine.txt" ;;
+    beside)
+      python3 scripts/beside_compile_fidelity.py --out "$OUT/beside_compile.csv" --engines "$BESIDE_ENGINES" \
+        --models "$BESIDE_MODELS" ${BESIDE_ARGS:-} || status=1 ;;
     ort_probe)
       python3 scripts/ort_cuda_probe.py --out "$OUT/ort_cuda_probe.csv" || status=1 ;;
     sweep|ort_sweep)
@@ -97,12 +109,19 @@ if os.environ.get("RESULTS"):
     config["results"] = os.environ["RESULTS"]
 if os.environ.get("TORCH_CACHE"):
     config.setdefault("torch", {})["cache_dir"] = os.environ["TORCH_CACHE"]
+for item in os.environ.get("SET", "").split():
+    key, _, value = item.partition("=")
+    *parents, leaf = key.split(".")
+    node = config
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[leaf] = yaml.safe_load(value)
 yaml.safe_dump(config, open(sys.argv[1], "w"), sort_keys=False)
 PY
       start=$(date +%s)
       timeout -s INT -k 30 "${SWEEP_LIMIT_S:-86400}" python3 -m snakemake --snakefile "${WORKFLOW:-.}/Snakefile" --configfile "$config" \
         --cores 16 --resources gpu=1 --keep-going ${PRIORITIZE:+--prioritize $PRIORITIZE} || status=1
-      echo "sweep wall time: $(( $(date +%s) - start )) s (CONFIG=${CONFIG:-$default_config} WORKFLOW=${WORKFLOW:-.} MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all})" | tee -a "$OUT/sweep_time.txt"
+      echo "sweep wall time: $(( $(date +%s) - start )) s (CONFIG=${CONFIG:-$default_config} WORKFLOW=${WORKFLOW:-.} MODELS=${MODELS:-all} BACKENDS=${BACKENDS:-all} TORCH_PROFILES=${TORCH_PROFILES:-all} SET=${SET:-})" | tee -a "$OUT/sweep_time.txt"
       results=$(python3 -c "import yaml; print(yaml.safe_load(open('$config'))['results'])")
       cp "$results/summary/report.html" "$OUT/${results}.report.html" 2>/dev/null
       tar czf "$OUT/${results}.tar.gz" "$results"/summary "$results"/*/bench "$results"/*/accuracy \

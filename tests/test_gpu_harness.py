@@ -38,8 +38,9 @@ def test_without_transfers_only_compute_is_timed_and_graphs_replay_compute():
                    download=lambda: calls.__setitem__("down", calls["down"] + 1))
     m = measure_gpu(device, device.stream(), [step], TimingSettings(warmup_s=0, min_duration_s=0, min_iterations=5),
                     transfers=False, cuda_graph=True)
-    # priming + the capture (recording runs the host code once) + warm-up + timed, via graph replay
-    assert calls == {"up": 1, "run": 1 + 1 + 1 + 5, "down": 0}
+    # priming + the plain enqueue before the capture (trtexec's order) + the capture (recording runs the host code
+    # once) + warm-up + timed, via graph replay
+    assert calls == {"up": 1, "run": 1 + 1 + 1 + 1 + 5, "down": 0}
     assert (m.latency_ms == m.compute_ms).all() and m.cuda_graph and not m.transfers
 
 
@@ -176,6 +177,7 @@ def test_a_failed_capture_falls_back_to_plain_launches_and_says_so():
     m = measure_gpu(device, stream, [step], TimingSettings(warmup_s=0, min_duration_s=0, min_iterations=5),
                     transfers=False, cuda_graph=True)
     assert torch.graph_modes == ["thread_local"]
-    assert not m.cuda_graph and len(runs) == 1 + 1 + 1 + 5  # priming, the failed capture, warm-up, timed: all plain
+    # priming, the plain enqueue before the capture, the failed capture, warm-up, timed: all plain
+    assert not m.cuda_graph and len(runs) == 1 + 1 + 1 + 1 + 5
     stats = summarize_gpu(m, batch=1, cv_threshold=0.5)
     assert stats["cuda_graph"] is False and "CUDA graph capture failed (CUDA error: operation not permitted" in stats["warnings"]

@@ -241,3 +241,140 @@ def test_a_job_uses_the_cores_snakemake_gave_it(monkeypatch):
         assert machine.job_cores() == allowed
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert machine.job_cores() == allowed
+
+
+# --- timings beside confined work (scheduling.timing_cores, passed to every job as TRTPIPE_TIMING_CORES) --------
+def _confined_work(events, release, confined):
+    """Another job: confined off the timing cores (or not), works until told to stop."""
+    with machine.working(confined):
+        events.put(("working", sorted(machine.os.sched_getaffinity(0))))
+        release.get(timeout=60)
+    events.put(("done", None))
+
+
+def _gpu_timing(events):
+    """A GPU benchmark: loads under a shared GPU claim, then times on its GPU."""
+    with machine.working(), gpu_module.claim_gpu(shared=True):
+        events.put(("loaded", None))
+        with machine.alone(gpu=True):
+            events.put(("timing", sorted(machine.os.sched_getaffinity(0))))
+    events.put(("timed", None))
+
+
+def _start(target, *args):
+    events = FORK.Queue()
+    proc = FORK.Process(target=target, args=(events, *args))
+    proc.start()
+    return proc, events
+
+
+def _needs_two_cores():
+    if len(machine.os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores: one kept for timings, one for the rest")
+
+
+@pytest.mark.parametrize("kept", [1, 0])
+def test_a_gpu_timing_runs_beside_confined_work_on_the_cores_kept_for_it(monkeypatch, kept):
+    """With a core kept for GPU timings, other work runs off it and a GPU timing need not wait for that work; with
+    none kept, the timing waits for the machine to be quiet, as before."""
+    _needs_two_cores()
+    cores = sorted(machine.os.sched_getaffinity(0))
+    monkeypatch.setenv("TRTPIPE_TIMING_CORES", str(kept))
+    release = FORK.Queue()
+    worker, work_events = _start(_confined_work, release, True)
+    assert work_events.get(timeout=30) == ("working", cores[:-1] if kept else cores)
+    timing, timing_events = _start(_gpu_timing)
+    try:
+        assert timing_events.get(timeout=30) == ("loaded", None)
+        if kept:
+            assert timing_events.get(timeout=30) == ("timing", cores[-1:])  # beside the work, on the kept core
+            assert timing_events.get(timeout=30) == ("timed", None)
+            assert work_events.empty()  # the work was still running all along
+        else:
+            with pytest.raises(queue_module.Empty):
+                timing_events.get(timeout=1.5)
+        release.put("stop")
+        assert work_events.get(timeout=30) == ("done", None)
+        if not kept:
+            assert timing_events.get(timeout=30) == ("timing", cores)
+            assert timing_events.get(timeout=30) == ("timed", None)
+    finally:
+        for proc in (worker, timing):
+            proc.join(timeout=30)
+            proc.kill()
+    assert worker.exitcode == 0 and timing.exitcode == 0
+
+
+def test_a_gpu_timing_waits_for_work_that_may_run_on_every_core(monkeypatch):
+    """Work that is not confined (a CPU benchmark loading, a command run by hand) may use the kept cores: a GPU
+    timing waits for it."""
+    _needs_two_cores()
+    monkeypatch.setenv("TRTPIPE_TIMING_CORES", "1")
+    release = FORK.Queue()
+    worker, work_events = _start(_confined_work, release, False)
+    assert work_events.get(timeout=30)[0] == "working"
+    timing, timing_events = _start(_gpu_timing)
+    try:
+        assert timing_events.get(timeout=30) == ("loaded", None)
+        with pytest.raises(queue_module.Empty):
+            timing_events.get(timeout=1.5)
+        release.put("stop")
+        assert work_events.get(timeout=30) == ("done", None)
+        assert timing_events.get(timeout=30)[0] == "timing"
+        assert timing_events.get(timeout=30) == ("timed", None)
+    finally:
+        for proc in (worker, timing):
+            proc.join(timeout=30)
+            proc.kill()
+
+
+def test_a_cpu_timing_still_waits_for_confined_work(monkeypatch):
+    _needs_two_cores()
+    monkeypatch.setenv("TRTPIPE_TIMING_CORES", "1")
+    release = FORK.Queue()
+    worker, work_events = _start(_confined_work, release, True)
+    assert work_events.get(timeout=30)[0] == "working"
+    timing_events = FORK.Queue()
+    timing = FORK.Process(target=_time, args=(timing_events,))
+    timing.start()
+    try:
+        assert timing_events.get(timeout=30) == "loaded"
+        with pytest.raises(queue_module.Empty):
+            timing_events.get(timeout=1.5)
+        release.put("stop")
+        assert timing_events.get(timeout=30) == "timing"
+    finally:
+        for proc in (worker, timing):
+            proc.join(timeout=30)
+            proc.kill()
+
+
+def test_a_gpu_timing_waits_for_a_job_that_claimed_its_gpu(monkeypatch):
+    """Work that claims the GPU (an ONNX Runtime CUDA build, another benchmark loading) still keeps a timing off it;
+    only a confined compile uses the GPU without a claim."""
+    _needs_two_cores()
+    monkeypatch.setenv("TRTPIPE_TIMING_CORES", "1")
+    fd = machine.os.open(machine.lock_dir() / "GPU-aaa.lock", machine.os.O_RDWR | machine.os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # what claim_gpu(shared=True) holds for such work
+    timing, timing_events = _start(_gpu_timing)
+    try:
+        assert timing_events.get(timeout=30) == ("loaded", None)
+        with pytest.raises(queue_module.Empty):
+            timing_events.get(timeout=1.5)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert timing_events.get(timeout=30)[0] == "timing"
+    finally:
+        machine.os.close(fd)
+        timing.join(timeout=30)
+        timing.kill()
+
+
+def test_a_side_claim_picks_a_gpu_and_holds_no_lock(monkeypatch):
+    with gpu_module.claim_gpu(side=True) as index:
+        assert index == "0" and machine.os.environ["CUDA_VISIBLE_DEVICES"] == "GPU-aaa"
+        fd = machine.os.open(machine.lock_dir() / "GPU-aaa.lock", machine.os.O_RDWR | machine.os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a timing could take this GPU right now
+        finally:
+            machine.os.close(fd)
+    assert "CUDA_VISIBLE_DEVICES" not in machine.os.environ

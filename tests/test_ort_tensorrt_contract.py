@@ -2,13 +2,14 @@
 double of onnxruntime-gpu 1.31.1 (tests/doubles/onnxruntime_trt) on a fake CUDA device.
 
 No TensorRT runs here or anywhere this project reaches. The double executes ONNX Runtime 1.31.1's own Python
-layer on a fake native module whose rules cite the ONNX Runtime sources ([O1]..[O16] in its docstring); the
+layer on a fake native module whose rules cite the ONNX Runtime sources ([O1]..[O17] in its docstring); the
 tests drive the real build() and Runner of trtpipe/backends/ort_gpu.py through it, and name the rules they
 rely on.
 """
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,11 +52,13 @@ def ortrt(monkeypatch):
     monkeypatch.setenv("TRTPIPE_TEST_DEVICE", "fake_cuda")
     monkeypatch.delenv("ORT_TENSORRT_UNAVAILABLE", raising=False)
     monkeypatch.syspath_prepend(str(DOUBLES))
+    os.environ.pop("NVIDIA_TF32_OVERRIDE", None)  # fp32 builds set it for their process; a test is not one
     _forget()
     double = importlib.import_module("onnxruntime_trt")
     double.install(monkeypatch)
     yield double
     _forget()
+    os.environ.pop("NVIDIA_TF32_OVERRIDE", None)
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +330,19 @@ def test_a_cuda_ep_engine_keeps_its_fp16_nodes(ortrt, tmp_path):
     saved = onnx.load(str(engine))
     assert [n.op_type for n in saved.graph.node] == ["Cast", "Conv", "Relu", "Cast"]
     assert fields["saved_optimization_level"] == "none"
+
+
+def test_fp32_is_built_with_tf32_forbidden_and_the_sidecar_says_so(ortrt, models, tmp_path, monkeypatch):
+    """[O10][O17] the EP leaves TensorRT's TF32 on and has no option for it: fp32 builds set NVIDIA_TF32_OVERRIDE=0
+    and match PyTorch to fp32 tolerances; an engine built without it runs MatMul inputs in TF32 and misses them."""
+    from trtpipe.backends import ort_gpu
+
+    sweep, root = models
+    sidecar, rows = _build(sweep, root, tmp_path / "fp32.ctx.onnx")
+    assert sidecar["environment"] == {"NVIDIA_TF32_OVERRIDE": "0"} and sidecar["tf32"] is False
+    assert [b["tf32"] for b in _builds(ortrt)] == [False] and max(r["max_abs_err"] for r in rows) < 1e-5
+    os.environ.pop("NVIDIA_TF32_OVERRIDE")
+    monkeypatch.setattr(ort_gpu, "forbid_tf32", lambda backend, precision: {})
+    with pytest.raises(TrtpipeError, match="tf32.ctx.onnx"):  # the fp32 job holds fp32 tolerances
+        _build(sweep, root, tmp_path / "tf32.ctx.onnx")
+    assert [b["tf32"] for b in _builds(ortrt)] == [False, True]

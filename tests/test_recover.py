@@ -138,8 +138,11 @@ def test_ctrl_c_prints_one_line_per_job_and_no_traceback(tmp_path):
     a 30-line KeyboardInterrupt traceback (torch's import frames). The next run redoes the interrupted job."""
     workdir = copy_workflow(tmp_path, small_config())
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # as at a terminal: SIGINT at its default (a test run started in the background by a non-interactive shell
+    # inherits it ignored, and Snakemake and its jobs would then run on, never told)
     proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, start_new_session=True)
+                            text=True, env=env, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = workdir / "results/tiny_text/logs/checkpoint.log"  # the first job's log: it is running
     deadline = time.monotonic() + 120
     while not log.exists() and time.monotonic() < deadline:
@@ -147,7 +150,7 @@ def test_ctrl_c_prints_one_line_per_job_and_no_traceback(tmp_path):
     time.sleep(1.0)  # inside its imports (torch), where the traceback came from
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
     assert out.count("interrupted (Ctrl-C); nothing was written") == 1, out
     assert "tiny_text checkpoint: did not finish (interrupted or killed)" in out

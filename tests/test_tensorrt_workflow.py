@@ -49,16 +49,58 @@ def test_sweep_with_tensorrt_double(tmp_path, version, combine, tf32):
     assert set(trt_rows["precision"]) == set(precisions) and (trt_rows["compute_ms_median"] > 0).all()
     assert trt_rows["transfers_included"].all() and not trt_rows["cuda_graph"].any()
     assert set(trt_rows[trt_rows["variant"] == "dynamic"]["profile"]) == {"latency", "small"}
-    # trtexec cross-checked every row, every profile (--useProfile), timing what we timed on this version
-    assert (trt_rows["trtexec_compute_ms_median"] == 0.5).all()
+    # trtexec cross-checked every row, every profile (--useProfile), timing what we timed on this version, one
+    # inference in flight as our harness
+    assert (trt_rows["trtexec_compute_ms_median"] > 0).all()
     runs = [json.loads(line) for line in (tmp_path / "trtexec.jsonl").read_text().splitlines()]
-    assert len(runs) == len(trt_rows) and all(r["transfers"] and not r["cuda_graph"] for r in runs)
+    assert len(runs) == len(trt_rows) and all(r["transfers"] and not r["cuda_graph"] and r["in_flight"] == 1 for r in runs)
     assert {r["profile"] for r in runs} == ({0, 1} if combine else {0})
     accuracy = pd.read_csv(results / "summary/accuracy.csv")
     engines_acc = accuracy[(accuracy["stage"] == "engine") & (accuracy["backend"] == "tensorrt")]
     assert engines_acc["passed"].all() and set(engines_acc["precision"]) == set(precisions)
     assert "tensorrt" in (results / "summary/report.html").read_text()
     assert list((results / "timing_cache").glob(f"*trt{version}.cache"))
+
+
+def test_the_acceptance_script_reports_every_check_and_fails_on_a_planted_build_failure(tmp_path):
+    """scripts/acceptance_tensorrt.py against the doubles, one engine build made to fail (TRT_DOUBLE_FAIL_BUILD): the
+    sweep runs on (--keep-going), the failed job is a FAIL line with its sentence, the other checks still run, the
+    report is written, and the exit status is 1. trtexec on PATH is of another TensorRT: the cross-check is skipped,
+    with a sentence in every row and a SKIP line."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from helpers import REPO
+
+    # fp32 only: the precision stage's int8 job rewrites its input .sim.onnx (ModelOpt), which would date the fp32
+    # engines built before it as stale in the report's read-back (a separate finding, left to that stage)
+    workdir = copy_workflow(tmp_path / "wf", trt_config(False, ("fp32",)))
+    (workdir / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts/acceptance_tensorrt.py", workdir / "scripts")
+    config = workdir / "acceptance.yaml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load((workdir / "config.yaml").read_text()), "results": "results-acc"}))
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(workdir / "tests/doubles"),
+           "TRTPIPE_TEST_DEVICE": "fake_cuda", "TRT_DOUBLE_FAIL_BUILD": "tiny_text/onnx/static-b1.sim.onnx",
+           "TRT_DOUBLE_VERSION": "10.13.0", "TRTEXEC_DOUBLE_VERSION": "11.1.0",  # a trtexec of another TensorRT
+           "PATH": f"{workdir / 'tests/doubles/bin'}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "scripts/acceptance_tensorrt.py", "--cores", "2", "--config", str(config)],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
+    lines = [line for line in proc.stdout.splitlines() if line.split(" ", 1)[0] in ("PASS", "FAIL", "SKIP")]
+    print("\n".join(lines + [proc.stdout.rstrip().splitlines()[-1], f"exit status {proc.returncode}"]))  # pytest -rP
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    failed = [line for line in lines if line.startswith("FAIL job: tiny_text engine tensorrt")]
+    assert len(failed) == 1 and "tensorrt static-b1 fp32 static" in failed[0] and "could not build the engine" in failed[0]
+    assert any(line.startswith("FAIL sweep:") for line in lines)
+    for name in ("engine identity", "tf32 flag", "fp32 parity", "timing rows", "report"):
+        assert any(line.startswith(f"PASS {name}:") for line in lines), (name, lines)
+    assert any(line.startswith("SKIP trtexec:") and "is TensorRT 11.1.0 and the engines TensorRT 10.13.0" in line
+               for line in lines)
+    bench = pd.read_csv(workdir / "results-acc/summary/benchmarks.csv")
+    assert bench[bench["backend"] == "tensorrt"]["warnings"].str.contains("no trtexec cross-check").all()
+    assert (workdir / "results-acc/summary/report.html").exists() and proc.stdout.rstrip().endswith("check(s) failed")
 
 
 def test_without_tensorrt_only_its_jobs_fail_and_say_why(tmp_path):

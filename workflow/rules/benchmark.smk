@@ -25,6 +25,7 @@ for _family, _members in registry.rules().items():
             options=lambda w: as_json(backend_options(w.backend)),
             code=family_code("trtpipe.benchmark", _members),
         threads: bench_threads
+        priority: engine_priority
         resources:
             bench=bench_units,
             gpu=bench_gpu_units,

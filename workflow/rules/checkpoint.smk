@@ -10,6 +10,7 @@ rule checkpoint:
         code=lambda w: code("trtpipe.models", model=w.model),
     log:
         L.checkpoint.log,
+    priority: chain_priority
     conda:
         "../../envs/torch.yaml"
     shell:
@@ -29,6 +30,7 @@ rule reference:
         code=lambda w: code("trtpipe.reference", "trtpipe.models", model=w.model),
     log:
         L.reference.log,
+    priority: chain_priority
     conda:
         "../../envs/torch.yaml"
     shell:

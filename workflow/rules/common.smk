@@ -8,7 +8,7 @@ import sys
 
 from snakemake.settings.types import DeploymentMethod
 
-from trtpipe import codehash
+from trtpipe import codehash, schedule
 from trtpipe.backends import registry
 from trtpipe.layout import PRECISIONS, REDUCED_PRECISIONS, Layout, engine_source_stage, stem, timed_engine_profile
 from trtpipe.spec import Variant
@@ -24,19 +24,28 @@ PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
 # otherwise with the interpreter running Snakemake (its virtualenv need not be activated). The
 # prefix is not part of the rules' shell text, so a checkout or venv in another place reruns nothing.
 _PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
-_PREFIX = (
-    'set -euo pipefail; export PYTHONPATH=@PKG@${PYTHONPATH:+:$PYTHONPATH}; trtpipe() { @PYTHON@ -m trtpipe "$@"; }; '
-    .replace("@PKG@", shlex.quote(PACKAGE_DIR))
-    .replace("@PYTHON@", shlex.quote(_PYTHON))
-)
-shell.prefix(_PREFIX.replace("{", "{{").replace("}", "}}"))  # braces survive Snakemake's formatting
-
-
 def _scheduled_cores():
     try:
         return workflow.cores or 1
     except WorkflowError:  # --report and --lint run without --cores
         return 1
+
+
+# Scheduling (trtpipe/schedule.py): none of it is in params, so a change reruns nothing. A sweep that times on a
+# GPU keeps scheduling.timing_cores of this machine's cores for those timings; every other job is confined to
+# the rest (trtpipe.machine.confine, told through TRTPIPE_TIMING_CORES in the shell prefix).
+GPU_TIMINGS = any(registry.get(b).needs_gpu(SWEEP.backend_options(b)) for b in SWEEP.backends)
+_MACHINE_CORES = len(os.sched_getaffinity(0))
+TIMING_CORES = SWEEP.scheduling["timing_cores"] if GPU_TIMINGS and _MACHINE_CORES > SWEEP.scheduling["timing_cores"] + 1 else 0
+
+_PREFIX = (
+    'set -euo pipefail; export PYTHONPATH=@PKG@${PYTHONPATH:+:$PYTHONPATH} @TIMING@=@CORES@; trtpipe() { @PYTHON@ -m trtpipe "$@"; }; '
+    .replace("@PKG@", shlex.quote(PACKAGE_DIR))
+    .replace("@PYTHON@", shlex.quote(_PYTHON))
+    .replace("@TIMING@", schedule.TIMING_CORES_ENV)
+    .replace("@CORES@", str(TIMING_CORES))
+)
+shell.prefix(_PREFIX.replace("{", "{{").replace("}", "}}"))  # braces survive Snakemake's formatting
 
 
 # A CPU benchmark times on every core Snakemake schedules (even when --cores exceeds the machine's; the
@@ -129,9 +138,47 @@ def bench_threads(w):
 
 def engine_threads(w):
     """torch.compile on the CPU writes C++ kernels for a thread count: its engine job compiles on the cores its
-    benchmark will time on, or the benchmark compiles again. Other builds take one core."""
+    benchmark will time on, or the benchmark compiles again. A torch.compile build for the GPU gets COMPILE_THREADS
+    cores, one Inductor compile worker each. Other builds take one core."""
     backend = registry.get(w.backend)
-    return BENCH_THREADS if backend.builds_on_bench_cores(backend_options(w.backend)) else 1
+    if backend.builds_on_bench_cores(backend_options(w.backend)):
+        return BENCH_THREADS
+    return COMPILE_THREADS if backend.compiles else 1
+
+
+def compile_units(w):
+    """torch.compile builds take one unit of the `compile` resource (at most COMPILE_SLOTS run at once)."""
+    return int(registry.get(w.backend).compiles)
+
+
+def _compile_cost(model):
+    """(expected seconds, source) of the model's costliest torch.compile build in this sweep (trtpipe.schedule)."""
+    if model not in _COSTS:
+        targets = [t for t in ENGINE_TARGETS if t.model == model and registry.get(t.backend).compiles]
+        costs = [schedule.build_cost(L.engine_paths(model, t.backend, t.variant, t.precision, t.profile)["sidecar"])
+                 for t in targets]
+        _COSTS[model] = max(costs, default=(0.0, ""))
+        if _COSTS[model][1] == "recorded" and workflow.is_main_process:
+            print(f"trtpipe: {model}: its torch.compile build took {_COSTS[model][0]:.0f} s last time; the costliest "
+                  f"start first", file=sys.stderr)
+    return _COSTS[model]
+
+
+_COSTS = {}
+
+
+def chain_priority(w):
+    """A model's checkpoint and reference jobs lead to its torch.compile builds: they get the costliest build's
+    expected seconds as their priority, so the longest chain starts first (only in the process that schedules)."""
+    return round(_compile_cost(w.model)[0], 1) if workflow.is_main_process else 0
+
+
+def engine_priority(w):
+    """A torch.compile build, and the benchmark timing it, get its expected seconds; other engines none."""
+    if not (workflow.is_main_process and registry.get(w.backend).compiles):
+        return 0
+    sidecar = L.engine_paths(w.model, w.backend, w.variant, w.precision, w.profile)["sidecar"]
+    return round(schedule.build_cost(sidecar)[0], 1)
 
 
 def bench_units(w):
@@ -238,11 +285,20 @@ def family_code(stage_module, family):
 
 # What the summary reads, built from the sweep as the report written after a failure builds it.
 SUMMARY_INPUTS = SummaryInputs.from_sweep(SWEEP)
+ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
 # The engines are deliverables too (rule all asks for them): one deleted between runs is rebuilt, and then timed again.
-ENGINE_FILES = [L.engine_paths(t.model, t.backend, t.variant, t.precision, t.profile)["engine"]
-                for m in SWEEP.models for t in SWEEP.engine_targets(m)]
+ENGINE_FILES = [L.engine_paths(t.model, t.backend, t.variant, t.precision, t.profile)["engine"] for t in ENGINE_TARGETS]
 PLOTS = [L.plot.format(model=m) for m in SWEEP.models]
 PARETO_PLOTS = [L.pareto_plot.format(model=m) for m in SWEEP.models]
+# torch.compile builds for the GPU share the build cores (those not kept for timings): COMPILE_THREADS cores each,
+# at most COMPILE_SLOTS at once unless `--resources compile=N` says otherwise.
+_GPU_COMPILES = sum(1 for t in ENGINE_TARGETS if registry.get(t.backend).compiles
+                    and not registry.get(t.backend).builds_on_bench_cores(SWEEP.backend_options(t.backend)))
+BUILD_CORES = schedule.build_cores(_scheduled_cores(), TIMING_CORES)
+COMPILE_THREADS = schedule.compile_threads(BUILD_CORES, _GPU_COMPILES, SWEEP.scheduling["compile_threads"])
+COMPILE_SLOTS = schedule.compile_slots(BUILD_CORES, COMPILE_THREADS)
+if "compile" not in workflow.global_resources:
+    workflow.global_resources["compile"] = COMPILE_SLOTS
 # With a baseline, the summary compares this sweep against it (trtpipe compare's rule, from the raw timings).
 COMPARE_FILES = list(L.compare.paths().values()) if SWEEP.baseline else []
 SUMMARY_FILES = list(L.summary.paths().values()) + PLOTS + PARETO_PLOTS + COMPARE_FILES

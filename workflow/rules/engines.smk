@@ -34,8 +34,10 @@ for _family, _members in registry.rules().items():
         group:
             engine_group
         threads: engine_threads
+        priority: engine_priority
         resources:
             gpu=build_gpu_units,
+            compile=compile_units,
         conda:
             f"../../envs/{_first.env_file}"
         shell:

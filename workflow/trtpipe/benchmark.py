@@ -81,7 +81,8 @@ def benchmark_engine(
     info = runner.describe()
     inputs = {batch: [random_inputs(spec, batch, "opt", spec.seed, stream=f"bench/{k}") for k in range(input_sets)]
               for batch in batches}
-    with machine.alone():  # loading was beside other jobs; the timings are not
+    # loading was beside other jobs; a timing is not, except a GPU timing beside work kept off its cores
+    with machine.alone(gpu=backend.needs_gpu(runner.options)):
         measured = []
         for batch in batches:
             with runner.device_memory() as memory:

@@ -206,16 +206,36 @@ def _gpu_for(args):
     the GPU (and the machine) to itself (trtpipe.machine.alone)."""
     import contextlib
 
-    from .backends import registry
+    from . import machine
     from .gpu import claim_gpu
 
     if args.command not in ("build-engine", "benchmark", "evaluate-engine"):
         return contextlib.nullcontext()
-    backend = registry.get(args.backend)
-    options = backend.with_defaults(json.loads(args.options if args.command != "benchmark" else args.backend_options))
+    backend, options = _backend_of(args)
     if not backend.needs_gpu(options):
         return contextlib.nullcontext()
-    return claim_gpu(shared=args.command == "benchmark" or backend.build_shares_gpu(options))
+    build = args.command == "build-engine"
+    # a confined compile runs beside GPU timings (trtpipe.machine): its GPU without a claim
+    side = build and backend.compiles and backend.build_shares_gpu(options) and bool(machine.kept_cores())
+    return claim_gpu(shared=not build or backend.build_shares_gpu(options), side=side)
+
+
+def _backend_of(args):
+    from .backends import registry
+
+    backend = registry.get(args.backend)
+    return backend, backend.with_defaults(json.loads(args.options if args.command != "benchmark" else args.backend_options))
+
+
+def _confined(args) -> bool:
+    """Whether this command keeps off the cores kept for GPU timings: everything but a CPU timing (it times on every
+    core) and a build made for the cores that time it (torch.compile on the CPU)."""
+    if args.command not in ("build-engine", "benchmark"):
+        return True
+    backend, options = _backend_of(args)
+    if args.command == "benchmark":
+        return backend.needs_gpu(options)
+    return not backend.builds_on_bench_cores(options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,7 +400,7 @@ def _main(argv: list[str] | None) -> int:
     from . import machine
 
     try:
-        with machine.working(), _gpu_for(args):  # beside other jobs, never beside a timing
+        with machine.working(_confined(args)), _gpu_for(args):  # beside other jobs, never beside a timing of theirs
             status = args.fn(args)
     except TrtpipeError as exc:
         if args.log:  # keep the job log complete; on stderr the sentence is printed once, below

@@ -69,6 +69,7 @@ class Sweep:
         self.compare = raw["compare"]
         self._static_batch_sizes = raw.get("static_batch_sizes")
         self.benchmark = raw["benchmark"]
+        self.scheduling = raw["scheduling"]
         # A tolerance key given replaces that key of the precision's default, not the whole default.
         self.tolerances = {p: {**t, **raw["tolerances"].get(p, {})} for p, t in defaults.section("tolerances").items()}
         self.models: dict[str, ModelSpec] = {}

@@ -198,7 +198,7 @@ def _gpus() -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def claim_gpu(poll_s: float = 1.0, shared: bool = False):
+def claim_gpu(poll_s: float = 1.0, shared: bool = False, side: bool = False):
     """Hold one GPU exclusively for this job (or `shared` with other shared holders) and narrow
     CUDA_VISIBLE_DEVICES to it. A shared claim is for work that times nothing (torch.compile's engine
     jobs, a benchmark loading its engine): side by side, but never while a job holds the GPU exclusively.
@@ -209,6 +209,9 @@ def claim_gpu(poll_s: float = 1.0, shared: bool = False):
     first). A benchmark claims shared and trtpipe.machine.alone() makes the claim exclusive for its timing.
     Candidates are the GPUs CUDA_VISIBLE_DEVICES already allows (indices in PCI order, or UUIDs), else all
     of them. TRTPIPE_GPU_LOCK_DIR moves the locks.
+
+    `side`: a GPU for work that runs beside timings (a torch.compile build confined off the timing cores,
+    trtpipe.machine): no lock at all, one of the allowed GPUs by process id, so such builds spread over the GPUs.
     """
     import fcntl
 
@@ -224,6 +227,12 @@ def claim_gpu(poll_s: float = 1.0, shared: bool = False):
     if not gpus:
         yield None  # no GPU: the backend says so in one sentence
         return
+    if side:
+        index, uuid = gpus[os.getpid() % len(gpus)]
+        with _visible(uuid):
+            log.info("using GPU %s (%s) beside timings, without a claim", index, uuid)
+            yield index
+        return
     lock_dir = machine.lock_dir()
     waited = 0.0
     while True:
@@ -235,27 +244,36 @@ def claim_gpu(poll_s: float = 1.0, shared: bool = False):
             except BlockingIOError:
                 os.close(fd)
                 continue
-            saved = {k: os.environ.get(k) for k in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
-            os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-            os.environ["CUDA_VISIBLE_DEVICES"] = uuid
             log.info("claimed GPU %s (%s) for this job%s", index, uuid, " (shared until it times)" if shared else "")
             machine.record_gpu_claim(fd, shared)
             try:
-                yield index
+                with _visible(uuid):
+                    yield index
             finally:
                 machine.record_gpu_claim(None)
                 fcntl.flock(fd, fcntl.LOCK_UN)  # not only close(): a forked child may share the descriptor
                 os.close(fd)
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
             return
         if waited % 30 < poll_s:
             log.info("every allowed GPU is held by another trtpipe job; waiting")
         time.sleep(poll_s)
         waited += poll_s
+
+
+@contextlib.contextmanager
+def _visible(uuid: str):
+    """CUDA_VISIBLE_DEVICES narrowed to one GPU (by UUID) for the block."""
+    saved = {k: os.environ.get(k) for k in ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES")}
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    os.environ["CUDA_VISIBLE_DEVICES"] = uuid
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # --- the timing harness --------------------------------------------------------------------------
@@ -305,8 +323,10 @@ def _measure_on_current_stream(device, stream, steps, settings, transfers, cuda_
     if cuda_graph:
         try:
             graphs = []
-            for s in steps:
-                s.prepare()
+            for s in steps:  # trtexec's order: one plain enqueue with the bindings it then captures, synchronize,
+                s.prepare()  # capture ("Avoid capturing initialization calls": NVIDIA/TensorRT
+                s.compute()  # samples/common/sampleInference.cpp, release/10.13:1261-1270, release/11.1:1338-1347)
+                stream.synchronize()
                 graphs.append(device.capture(s.compute, stream).replay)
             computes = graphs
         except Exception as exc:  # trtexec: "CUDA graph capture failed. The inference will be launched without ..."

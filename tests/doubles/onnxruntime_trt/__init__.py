@@ -106,6 +106,13 @@ Rules (the contract tests name them):
       nvinfer1::IExecutionContext::setInputShape() for input '<name>'"; with user_compute_stream the EP enqueues
       on that stream (pybind sets has_user_compute_stream); outputs bound without a buffer are allocated on the
       device by ONNX Runtime; a run on a session without the TensorRT EP is not modelled (NotSettled).
+ [O17] TF32: the EP never clears BuilderFlag::kTF32 [O10], which TensorRT enables by default ("Allow (but not require)
+      computations on tensors of type DataType::kFLOAT to use TF32 ... Enabled by default.", NvInfer.h
+      release/10.13:8868-8871), so an engine built without NVIDIA_TF32_OVERRIDE=0 in the environment runs its
+      MatMul/Gemm/Conv float inputs rounded to a 10-bit mantissa (tests/doubles/tf32.py), and an engine built with
+      it set runs true fp32 (TensorRT's documentation: NVIDIA_TF32_OVERRIDE=0 while building disables TF32 despite
+      kTF32). The double reads the variable when the engine is built (session creation), as TensorRT picks its
+      tactics then; the built engine keeps its choice.
  [O16] nvinfer: getInferLibVersion() of the libnvinfer.so.10 a test declares (WORLD.libnvinfer; None: it cannot
       be loaded). The EP links TensorRT 10 (libnvinfer.so.10); another major: NotSettled.
 Execution is simulated: the "engine" carries the ONNX it was built from and runs it with the real ONNX Runtime
@@ -130,6 +137,7 @@ import onnx
 from onnx import helper
 
 import fake_cuda
+from tf32 import with_tf32_rounding
 import onnxruntime as _real_ort
 from onnxruntime.capi import _pybind_state as _REAL_C
 
@@ -625,7 +633,8 @@ class _TensorrtEP:
                   "workspace": self.params.get("trt_max_workspace_size", 0),
                   "level": self.params.get("trt_builder_optimization_level", 3),
                   "profiles": ranges, "timing_cache": str(timing_file) if timing_file else None,
-                  "timing_cache_read": bool(timing_file and timing_file.exists()), "model_file": model_path.name}
+                  "timing_cache_read": bool(timing_file and timing_file.exists()), "model_file": model_path.name,
+                  "tf32": os.environ.get("NVIDIA_TF32_OVERRIDE") != "0"}  # [O17]
         WORLD.calls.append(("build", record))
         blob = b"DOUBLE-TRT-ENGINE\n" + json.dumps({**record, "onnx": base64.b64encode(model.SerializeToString()).decode(),
                                                      "inputs": inputs}).encode()
@@ -827,10 +836,13 @@ class InferenceSession:
                 raise _status("EP_FAIL", f"TensorRT EP failed to call nvinfer1::IExecutionContext::setInputShape() "
                                          f"for input '{name}'")
             feeds[name] = _device_array(ptr, dtype, shape, f"input {name!r}").copy()
-        runner = WORLD.engines.get(engine["onnx"])
+        key = (engine["onnx"], engine.get("tf32", True))
+        runner = WORLD.engines.get(key)
         if runner is None:
-            runner = _real_ort.InferenceSession(base64.b64decode(engine["onnx"]), providers=["CPUExecutionProvider"])
-            WORLD.engines[engine["onnx"]] = runner
+            model = base64.b64decode(engine["onnx"])
+            runner = _real_ort.InferenceSession(with_tf32_rounding(model) if key[1] else model,  # [O17]
+                                                providers=["CPUExecutionProvider"])
+            WORLD.engines[key] = runner
         names = [o.name for o in self.outputs_meta]
         values = runner.run(names, feeds)
         fake_cuda.TRACE.append(("ort_run", self.trt.stream, wait))

@@ -75,9 +75,18 @@ Rules (the contract tests name them by number):
       release/11.0:3440-3454).
  [T13] set_memory_pool_limit with an unusable size "does nothing and emits the recoverable error" (NvInfer.h
       release/11.0:10991-11017); a negative size does not convert to size_t (TypeError).
- [T14] 10.x precision builder flags with a strongly typed network: trtexec refuses the combination
-      (samples/common/sampleOptions.cpp release/10.13:1268-1285); what the builder does is not settled — the
-      double refuses too (build returns None).
+ [T14] 10.x precision builder flags with a strongly typed network: trtexec does NOT refuse them, it warns "Invalid
+      usage, setting fp16 mode is not allowed if graph is strongly typed. Disabling BuilderFlag::kFP16." and clears
+      each flag (samples/common/sampleOptions.cpp release/10.13:1268-1285; 11.x made --stronglyTyped a no-op,
+      release/11.1:2752). What the builder itself does given those flags is not documented: NotSettled.
+ [T15] CUDA graph capture of enqueueV3: trtexec runs one plain enqueue with the very bindings it then captures,
+      synchronizes, and only then begins the capture ("Avoid capturing initialization calls by executing the
+      enqueue function at least once before starting CUDA graph capture.": samples/common/sampleInference.cpp
+      release/10.13:1261-1270, release/11.1:1335-1347). What a capture records without that plain enqueue is not
+      documented: a capture whose shapes or addresses differ from this context's last plain enqueue is NotSettled.
+TRT_DOUBLE_FAIL_BUILD (tests and the acceptance script's demonstration only): build_serialized_network returns None
+with a logged error for a network parsed from an ONNX path containing this text, as a failed build does (the
+plan is null on failure: NvInfer.h release/10.13 IBuilder::buildSerializedNetwork).
 """
 
 from __future__ import annotations
@@ -92,9 +101,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
 
 import fake_cuda
+from tf32 import with_tf32_rounding as _with_tf32_rounding
 
 __version__ = os.environ.get("TRT_DOUBLE_VERSION", "10.13.0")
 _MAJOR, _MINOR = (int(p) for p in __version__.split(".")[:2])
@@ -266,7 +275,6 @@ UNSUPPORTED_OPS = {"NotATensorRTOp"}  # tests use a custom op to exercise parser
 _SHAPE_SLOTS = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Tile": {1}, "Range": {0, 1, 2},
                 "Slice": {1, 2, 3, 4}, "Resize": {3}}
 _DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression"}  # output sizes depend on the data (INonZeroLayer, INMSLayer)
-_TF32_OPS = {"MatMul": (0, 1), "Gemm": (0, 1), "Conv": (0, 1), "ConvTranspose": (0, 1)}
 
 
 def _analyse(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
@@ -282,28 +290,6 @@ def _analyse(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
         if node.op_type in _DATA_DEPENDENT_OPS or any(i in tainted for i in node.input):
             tainted.update(node.output)
     return shape_inputs, {v.name for v in model.graph.output if v.name in tainted}
-
-
-def _with_tf32_rounding(data: bytes) -> bytes:
-    """The model with the float inputs of MatMul/Gemm/Conv rounded to a 10-bit mantissa (fp16 round trip)."""
-    model = onnx.load_from_string(data)
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in
-             list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
-    types.update({i.name: i.data_type for i in model.graph.initializer})
-    nodes, count = [], 0
-    for node in model.graph.node:
-        for slot in _TF32_OPS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ():
-            if slot < len(node.input) and types.get(node.input[slot]) == onnx.TensorProto.FLOAT:
-                count += 1
-                half, back = f"__tf32_half_{count}", f"__tf32_{count}"
-                nodes += [helper.make_node("Cast", [node.input[slot]], [half], to=onnx.TensorProto.FLOAT16),
-                          helper.make_node("Cast", [half], [back], to=onnx.TensorProto.FLOAT)]
-                node.input[slot] = back
-        nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model.SerializeToString()
 
 
 _SESSIONS: dict[str, Any] = {}
@@ -420,7 +406,9 @@ class OnnxParser:
         if not isinstance(model, str):  # pybind11: std::string parameter (pyOnnx.cpp release/11.0:182)
             raise TypeError("parse_from_file(): incompatible function arguments; model must be a str")
         with open(model, "rb") as fh:
-            return self.parse(fh.read())
+            ok = self.parse(fh.read())
+        self.network.onnx_path = model  # TRT_DOUBLE_FAIL_BUILD matches it
+        return ok
 
     def parse(self, model, path: str | None = None) -> bool:
         model_proto = onnx.load_from_string(bytes(model))
@@ -627,7 +615,11 @@ class Builder:
             return None
         flag_names = sorted(f.name for f in config.flags)
         if _MAJOR == 10 and network.strongly_typed and set(flag_names) & _WEAK_FLAGS:  # [T14]
-            self._error("precision builder flags are not allowed with a strongly typed network")
+            raise NotSettled("precision builder flags on a strongly typed network (trtexec warns and clears them; "
+                             "the builder's behaviour is not documented)")
+        planted = os.environ.get("TRT_DOUBLE_FAIL_BUILD")
+        if planted and planted in str(getattr(network, "onnx_path", "")):
+            self._error(f"[double] planted build failure (TRT_DOUBLE_FAIL_BUILD={planted!r})")
             return None
         needs_profile = [t for t in network._inputs if -1 in t.shape or t.is_shape_tensor]
         if needs_profile and not config.profiles:
@@ -791,6 +783,10 @@ class IExecutionContext:
         self.shapes: dict[str, tuple] = {}
         self.addresses: dict[str, int] = {}
         self.allocators: dict[str, IOutputAllocator] = {}
+        self._plain_bindings = None  # [T15] shapes and addresses of the last uncaptured enqueue
+
+    def _bindings(self) -> tuple:
+        return (self.active_optimization_profile, tuple(sorted(self.shapes.items())), tuple(sorted(self.addresses.items())))
 
     def _error(self, msg: str) -> None:
         _log(self.engine._logger, Logger.ERROR, msg)
@@ -919,6 +915,9 @@ class IExecutionContext:
         if fake_cuda.CAPTURING[0] is not None:
             if data_dependent:
                 raise NotSettled("capturing a CUDA graph of an engine with data-dependent output shapes")
+            if self._plain_bindings != self._bindings():  # [T15]
+                raise NotSettled("CUDA graph capture of an enqueue whose shapes/addresses differ from this context's "
+                                 "last plain enqueue (trtexec enqueues once uncaptured with the same bindings first)")
             if CAPTURE_UNSUPPORTED:
                 self._error("The built TensorRT engine contains operations that are not permitted under CUDA graph "
                             "capture mode.")
@@ -936,6 +935,7 @@ class IExecutionContext:
                                 f"optimization profile")
                     return False
         results = _run(self.engine.onnx, feeds)
+        self._plain_bindings = self._bindings()
         for name, value in zip(outputs, results):
             info = self.engine._io[name]
             value = np.ascontiguousarray(value.astype(_NUMPY[info["dtype"]]))

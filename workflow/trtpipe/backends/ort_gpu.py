@@ -8,7 +8,9 @@ ONNX Runtime's Memcpy nodes, and reloading such a file fails ("Duplicate definit
 microsoft/foundry-local#1075), so it is never the engine. TensorRT EP: the EP-context model ONNX Runtime dumps
 (`trt_dump_ep_context_model`), an ONNX whose EPContext node embeds the serialized TensorRT engine; the network is
 strongly typed (the EP creates it so whenever no trt_fp16/int8/bf16 flag is set), so the ONNX decides precision.
-The EP's own engine cache stays off: the EP-context model already is the engine, the cache would keep one more
+fp32 is fp32 there: the EP never clears TensorRT's BuilderFlag.TF32 (on by default) and has no option for it, so
+fp32 builds and runs set NVIDIA_TF32_OVERRIDE=0, which TensorRT documents as disabling TF32 while an engine is
+built regardless of that flag (TensorRT Developer Guide, TF32), and the sidecar records it. The EP's own engine cache stays off: the EP-context model already is the engine, the cache would keep one more
 copy per build beside it (its file name hashes the model's file name), and a cache hit skips the EP-context dump
 (tensorrt_execution_provider.cc). The timing cache lives in the engine folder.
 
@@ -30,6 +32,7 @@ import ctypes
 import itertools
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,19 @@ def require_tensorrt(ort) -> str:
         raise BackendUnavailable(f"the TensorRT execution provider needs TensorRT 10 (libnvinfer.so.10 was not found); "
                                  f"fix: {TRT_FIX}.")
     return version
+
+
+TF32_OFF = {"NVIDIA_TF32_OVERRIDE": "0"}
+
+
+def forbid_tf32(backend, precision: str) -> dict[str, str]:
+    """fp32 on the TensorRT EP: NVIDIA_TF32_OVERRIDE=0 in this process's environment, before ONNX Runtime loads the
+    EP and TensorRT (NVIDIA's libraries read it when they initialise); the variables set, for the sidecar. The EP
+    builds with TensorRT's default BuilderFlag.TF32 (on) and offers no option to clear it."""
+    if backend.mode != "tensorrt" or precision != "fp32":
+        return {}
+    os.environ.update(TF32_OFF)
+    return dict(TF32_OFF)
 
 
 def tensorrt_version() -> str:
@@ -204,8 +220,9 @@ def build(request: BuildRequest) -> dict[str, Any]:
 
     from .onnxruntime import bake_fixed_dims
 
-    ort = _ort()
     backend, options = request.backend, request.options
+    environment = forbid_tf32(backend, request.precision)
+    ort = _ort()
     if len(request.profiles) != 1:
         raise TrtpipeError(f"{request.source}: an ONNX Runtime engine holds one profile, not {len(request.profiles)}; "
                            f"fix: build one per profile.")
@@ -226,7 +243,8 @@ def build(request: BuildRequest) -> dict[str, Any]:
                                f"fix: check that every node runs on TensorRT (see the log).")
         del sess
         # strongly typed: the EP creates the network with kSTRONGLY_TYPED unless trt_fp16/int8/bf16_enable is set
-        fields = {"tensorrt_version": trt_version, "ep_context_embed_mode": 1, "strongly_typed": True}
+        fields = {"tensorrt_version": trt_version, "ep_context_embed_mode": 1, "strongly_typed": True,
+                  "environment": environment, "tf32": not environment}
     else:
         # The baked ONNX as it is: a model that ONNX Runtime optimises and saves on the CPU provider gains fp32
         # Casts around every fp16 node the CPU cannot run (its InsertCastTransformer), and the GPU then runs fp16
@@ -267,6 +285,7 @@ class Runner(BaseRunner):
     def load(self) -> None:
         from ..gpu import get_device
 
+        forbid_tf32(self.backend, self.sidecar["precision"])
         self.ort = _ort()
         self.device = get_device()
         self.stream = self.device.stream()

@@ -58,6 +58,8 @@ class Backend:
     # What it builds is made for the cores that run it (Inductor's C++ kernels on the CPU): its build gets the
     # benchmark's cores
     builds_for_cores: Callable[[dict[str, Any]], bool] | None = None
+    # Its build compiles code (torch.compile): long CPU work that takes a `compile` unit and several cores
+    compiles: bool = False
 
     def implementation(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -316,7 +318,7 @@ register(Backend(
     precisions=("fp32", "fp16", "int8"), source=ONNX_SOURCE, gpu=True, section="onnxruntime_tensorrt",
     options=ONNXRUNTIME_TENSORRT_OPTIONS, library="ONNX Runtime (TensorRT EP)", conda_env="onnx-gpu.yaml",
     dag_identity=_gpu_identity("onnxruntime-gpu"),
-    mode="tensorrt", fp32_math="tf32",  # the EP has no TF32 switch: TensorRT's default (TF32 on) applies
+    mode="tensorrt",  # fp32: the EP has no TF32 switch, so its fp32 jobs set NVIDIA_TF32_OVERRIDE=0 (ort_gpu.forbid_tf32)
 ))
 for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
     register(Backend(
@@ -327,4 +329,5 @@ for _mode in ("eager", "compile", "eager_graph", "compile_graph"):
         # compiling is CPU work; max-autotune times kernels while it compiles
         build_timing_free=lambda options: not str(options.get("compile_mode", "")).startswith("max-autotune"),
         builds_for_cores=(lambda options: options.get("device") == "cpu") if _mode.startswith("compile") else None,
+        compiles=_mode.startswith("compile"),
     ))

@@ -160,9 +160,11 @@ def build(request: BuildRequest) -> dict[str, Any]:
     with _quiet(G_LOGGER):
         try:
             builder, network, parser = NetworkFromOnnxPath(onnx_path, strongly_typed=True)()
-        except PolygraphyException:  # Polygraphy says "Could not parse ONNX correctly": name the nodes
+        except PolygraphyException as exc:  # "Could not parse ONNX correctly" names no node: ask the parser which
             again = trt.OnnxParser(trt.Builder(_logger(trt)).create_network(0), _logger(trt))
-            again.parse_from_file(onnx_path)
+            if again.parse_from_file(onnx_path) or again.num_errors == 0:  # not the parser's doing: Polygraphy's own text
+                raise TrtpipeError(f"{onnx_path}: Polygraphy could not build TensorRT's network "
+                                   f"({str(exc).strip()[:300]}); fix: see the log above for TensorRT's errors.") from None
             raise TrtpipeError(parser_errors(again, onnx_path)) from None
     if hasattr(network, "get_flag") and major(trt) == 10 and not network.get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED):
         raise TrtpipeError(f"{onnx_path}: the network is not strongly typed; fix: update Polygraphy (>= 0.49).")
@@ -234,14 +236,61 @@ def build(request: BuildRequest) -> dict[str, Any]:
 
 
 def trtexec_flags(trt_major: int, transfers: bool, cuda_graph: bool) -> list[str]:
-    """trtexec flags that make it time what our harness timed. Defaults differ by major version
-    (samples/common/sampleOptions.h): 10.x graph off, spin wait off, transfers on; 11.0 turned graphs
-    and spin wait on and transfers off, made --useCudaGraph/--useSpinWait/--noDataTransfers no-ops and
-    added --noCudaGraph/--noSpinWait/--includeDataTransfers, which 10.x rejects as unknown options
-    (fatal). Our harness spin-waits on its events, so 10.x gets --useSpinWait."""
+    """trtexec flags that make it time what our harness timed, for the trtexec binary's own major version.
+    Defaults differ by major version (NVIDIA/TensorRT samples/common/sampleOptions.h): 10.x graph off, spin wait
+    off, transfers on; 11.0 turned graphs and spin wait on and transfers off, made --useCudaGraph/--useSpinWait/
+    --noDataTransfers no-ops and added --noCudaGraph/--noSpinWait/--includeDataTransfers, which 10.x rejects as
+    unknown options (fatal). Our harness spin-waits on its events, so 10.x gets --useSpinWait.
+    --exposeDMA on both: trtexec then keeps ONE inference in flight (IterationBase's depth is 1 + overlap, and
+    --exposeDMA clears overlap: sampleInference.cpp release/10.13:1062, release/11.1:1135; sampleOptions.cpp
+    release/10.13:1687-1690, release/11.1:1679-1682), as our harness does; by default it keeps two in flight, so
+    its start event waits in the GPU's queue behind the previous inference and its compute time leaves out the
+    host's launch delay that ours includes on an idle GPU."""
     if trt_major >= 11:
-        return [*([] if cuda_graph else ["--noCudaGraph"]), *(["--includeDataTransfers"] if transfers else [])]
-    return ["--useSpinWait", *(["--useCudaGraph"] if cuda_graph else []), *([] if transfers else ["--noDataTransfers"])]
+        flags = [*([] if cuda_graph else ["--noCudaGraph"]), *(["--includeDataTransfers"] if transfers else [])]
+    else:
+        flags = ["--useSpinWait", *(["--useCudaGraph"] if cuda_graph else []), *([] if transfers else ["--noDataTransfers"])]
+    return ["--exposeDMA", *flags]
+
+
+TRTEXEC_BANNER = re.compile(r"\[TensorRT v(\d+)\]")
+
+
+def trtexec_version(exe: str) -> str | None:
+    """The TensorRT version the trtexec binary `exe` was built with, from the line every run prints first,
+    "&&&& RUNNING TensorRT.trtexec [TensorRT v101300] [b35] # trtexec --help" (main() reports the test start before
+    parsing its options: samples/trtexec/trtexec.cpp release/10.13:195-200, release/11.1:800-805; the name is
+    built in samples/common/logging.h defineTest from NV_TENSORRT_VERSION = major*10000 + minor*100 + patch,
+    include/NvInferRuntimeBase.h release/10.13:97-101). None when it prints no such line."""
+    try:
+        proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = TRTEXEC_BANNER.search(proc.stdout + proc.stderr)
+    if not found:
+        return None
+    v = int(found.group(1))
+    return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+
+
+def same_release(a: str, b: str) -> bool:
+    """Major.minor.patch agree (the Python module says e.g. 10.13.0.35, trtexec's banner 10.13.0): an engine only
+    deserializes in the TensorRT that built it, unless built VERSION_COMPATIBLE (NvInfer.h release/10.13:8903-8908),
+    which trtpipe does not set."""
+    return a.split(".")[:3] == b.split(".")[:3]
+
+
+def trtexec_shapes(feeds: dict[str, np.ndarray], shape_inputs) -> tuple[str | None, str | None]:
+    """(the --shapes value, None), or (None, why it cannot be written). trtexec splits the list on every ',' first,
+    then each item at a quoted name or else at its last ':' (sampleOptions.cpp getShapesInference and
+    splitNameAndValue, release/10.13:291-325+586-597, release/11.1:270-303+543-556): names are quoted
+    ('Input:0':1x3, its documented form), and a name holding ',' or "'" cannot be given at all."""
+    bad = [n for n in feeds if "," in n or "'" in n]
+    if bad:
+        return None, (f"input name(s) {', '.join(repr(n) for n in bad)} hold ',' or a quote, which trtexec's --shapes "
+                      f"cannot carry (it splits the list on every ',')")
+    return ",".join(f"'{n}':{'x'.join(str(int(v)) for v in (np.asarray(a).reshape(-1) if n in shape_inputs else a.shape))}"
+                    for n, a in feeds.items()), None
 
 
 def _output_allocator(trt, device):
@@ -418,27 +467,45 @@ class Runner(BaseRunner):
             note = "no CUDA graph: outputs whose size depends on the data (IOutputAllocator)"
             stats["warnings"] = "; ".join(w for w in (note, stats["warnings"]) if w)
         self.cuda_graph_used = m.cuda_graph
-        stats.update(self.trtexec_check(feed_sets[0], transfers, m.cuda_graph))
+        check = self.trtexec_check(feed_sets[0], transfers, m.cuda_graph)
+        stats["trtexec_compute_ms_median"] = check["trtexec_compute_ms_median"]
+        if check.get("note"):
+            stats["warnings"] = "; ".join(w for w in (stats["warnings"], check["note"]) if w)
         return stats
 
     def trtexec_check(self, feeds: dict[str, np.ndarray], transfers: bool, cuda_graph: bool) -> dict[str, Any]:
-        """trtexec on the same engine, profile and shapes, timing what we timed (transfers, CUDA graph), when it is
-        on PATH: its median GPU compute time beside ours."""
+        """trtexec on the same engine, profile and shapes, timing what we timed (transfers, CUDA graph, one inference
+        in flight), when it is on PATH: its median GPU compute time beside ours. Skipped, with one sentence for the
+        log and the row (`note`), where trtexec is of another TensorRT than the engine or cannot take the shapes."""
+        nan = {"trtexec_compute_ms_median": float("nan")}
         exe = shutil.which("trtexec")
         if not exe or not self.options["trtexec"]:
-            return {"trtexec_compute_ms_median": float("nan")}
-        # shape-tensor inputs take their values in --shapes (trtexec's convention), other inputs their dims
-        spec = ",".join(f"{n}:{'x'.join(str(int(v)) for v in (np.asarray(a).reshape(-1) if n in self.shape_inputs else a.shape))}"
-                        for n, a in feeds.items())
+            return nan
+
+        def skipped(why: str) -> dict[str, Any]:
+            note = f"no trtexec cross-check: {why}"
+            log.warning("%s", note)
+            return {**nan, "note": note}
+
+        theirs = trtexec_version(exe)
+        if theirs is None:
+            return skipped(f"{exe} printed no TensorRT version for --help")
+        if not same_release(theirs, self.trt.__version__):
+            return skipped(f"{exe} is TensorRT {theirs} and the engine TensorRT {self.trt.__version__} (an engine loads "
+                           f"only in the TensorRT that built it); put the trtexec of TensorRT {self.trt.__version__} "
+                           f"first on PATH")
+        spec, why = trtexec_shapes(feeds, self.shape_inputs)
+        if spec is None:
+            return skipped(why)
         with tempfile.TemporaryDirectory() as tmp:
             times = Path(tmp) / "times.json"
             cmd = [exe, f"--loadEngine={self.engine_path}", f"--shapes={spec}", f"--useProfile={self.profile_index}",
                    "--warmUp=500", "--duration=3", f"--exportTimes={times}",
-                   *trtexec_flags(major(self.trt), transfers, cuda_graph)]
+                   *trtexec_flags(int(theirs.split(".")[0]), transfers, cuda_graph)]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0 or not times.exists():
                 log.warning("trtexec failed (%d): %s", proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:])
-                return {"trtexec_compute_ms_median": float("nan")}
+                return skipped(f"trtexec {theirs} failed (exit {proc.returncode}); its output is in the log")
             log.info("trtexec: %s", " ".join(cmd[1:]))
             return {"trtexec_compute_ms_median": trtexec_median_compute(json.loads(times.read_text()))}
 

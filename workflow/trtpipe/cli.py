@@ -91,7 +91,8 @@ def cmd_precision(args) -> None:
     if failed:
         stats["warnings"].append(
             f"{args.precision} fails its tolerance: output {failed['output']!r} at {failed['case']} has max abs err "
-            f"{failed['max_abs_err']:.3g}, cosine {failed['cosine']:.4f}; it is excluded from the best configuration"
+            f"{failed['max_abs_err']:.3g}, cosine {failed['cosine']:.4f} on seeded random inputs; it is excluded from the best "
+            f"configuration unless the model's samples and thresholds judge it (Accuracy on your data)"
         )
         log.warning("%s", stats["warnings"][-1])
     write_rows(args.accuracy_out, rows)

@@ -64,10 +64,11 @@ def preflight(checks: Checks) -> tuple[str, str] | None:
     return tensorrt.__version__, gpu
 
 
-def run_sweep(checks: Checks, config: Path, cores: int, sweep) -> None:
+def run_sweep(checks: Checks, config: Path, cores: int, sweep) -> Path:
     """The sweep with --keep-going; one FAIL line per job that failed, with its sentence (trtpipe.failures reads
     them back from the job logs, as the report's Failures table does)."""
     from trtpipe import failures
+    from trtpipe.layout import Layout
 
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--resources", "gpu=1",
                            "--keep-going", "--configfile", str(config)], cwd=REPO)
@@ -75,8 +76,11 @@ def run_sweep(checks: Checks, config: Path, cores: int, sweep) -> None:
     for r in rows:
         label = " ".join(x for x in (r["model"], r["stage"], r["engine"]) if x)
         checks.line("FAIL", "job", f"{label}: {r['reason']}" + (f" (log: {r['log']})" if r["log"] else ""))
-    checks.check("sweep", proc.returncode == 0 and not rows, "every job of the sweep finished",
-                 f"Snakemake exited with {proc.returncode} and {len(rows)} job(s) or group(s) did not finish (above)")
+    finished = checks.check("sweep", proc.returncode == 0 and not rows, "every job of the sweep finished",
+                            f"Snakemake exited with {proc.returncode} and {len(rows)} job(s) or group(s) did not "
+                            f"finish (above)")
+    summary = Path(Layout(sweep.results).summary_dir)  # after a failure, the report of what finished is beside it
+    return summary if finished else failures.partial_dir(summary)
 
 
 def check_engines(checks: Checks, results: Path, trt_version: str, gpu: str) -> None:
@@ -99,7 +103,7 @@ def check_engines(checks: Checks, results: Path, trt_version: str, gpu: str) -> 
 
 
 def check_accuracy(checks: Checks, summary: Path) -> None:
-    if not checks.check("accuracy table", (summary / "accuracy.csv").exists(), "summary/accuracy.csv written",
+    if not checks.check("accuracy table", (summary / "accuracy.csv").exists(), f"{summary / 'accuracy.csv'} written",
                         f"{summary / 'accuracy.csv'} is missing"):
         return
     accuracy = pd.read_csv(summary / "accuracy.csv")
@@ -123,7 +127,7 @@ def check_accuracy(checks: Checks, summary: Path) -> None:
 
 
 def check_timing(checks: Checks, summary: Path, trt_version: str) -> None:
-    if not checks.check("benchmark table", (summary / "benchmarks.csv").exists(), "summary/benchmarks.csv written",
+    if not checks.check("benchmark table", (summary / "benchmarks.csv").exists(), f"{summary / 'benchmarks.csv'} written",
                         f"{summary / 'benchmarks.csv'} is missing"):
         return
     bench = pd.read_csv(summary / "benchmarks.csv")
@@ -178,9 +182,8 @@ def main() -> int:
 
     config = args.config.resolve()
     sweep = validate(yaml.safe_load(config.read_text()), source=str(config))
-    run_sweep(checks, config, args.cores, sweep)
+    summary = REPO / run_sweep(checks, config, args.cores, sweep)
     results = REPO / sweep.results
-    summary = results / "summary"
     check_engines(checks, results, trt_version, gpu)
     check_accuracy(checks, summary)
     check_timing(checks, summary, trt_version)

@@ -12,12 +12,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .defaults import value
+
 log = logging.getLogger(__name__)
 
 
 def _default(key: str):
-    from .defaults import value
-
     return value("benchmark", key)
 
 

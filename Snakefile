@@ -46,6 +46,7 @@ include: "workflow/rules/simplify.smk"
 include: "workflow/rules/precision.smk"
 include: "workflow/rules/engines.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_default_config_is_valid_and_fills_defaults():
     sweep = load_file(REPO / "config.yaml")
-    assert set(sweep.models) == {"tiny_resnet", "tiny_sr", "tiny_unet", "tiny_text"}
+    assert set(sweep.models) == {"tiny_resnet", "tiny_sr", "tiny_unet", "tiny_text", "digits_cnn"}
+    assert sweep.samples("digits_cnn")["path"] == "data/digits/samples.npz"  # the first report judges real data
     assert sweep.export["opset"] == 18 and sweep.simplify["tool"] == "onnxsim"
     assert sweep.tolerance("fp32") == {"atol": 1e-4, "rtol": 1e-3}
     assert [p.name for p in sweep.profiles_for("tiny_sr")] == ["latency", "dynamic"]

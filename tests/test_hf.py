@@ -59,6 +59,61 @@ def test_a_missing_config_is_one_sentence(tmp_path):
         from_config(str(tmp_path / "nope/config.json"))
 
 
+def _spec_for(folder, checkpoint="model.safetensors", **kwargs):
+    model = bert_model(str(folder))
+    model["checkpoint"] = f"{folder}/{checkpoint}"
+    model["factory_kwargs"].update(kwargs)
+    return validate({"models": {"bert": model}}).models["bert"]
+
+
+def test_a_legacy_buffer_key_is_ignored_as_transformers_ignores_it_and_said(tmp_path, caplog):
+    """transformers 4.x saved BERT's `embeddings.position_ids` buffer; 5.x has no such key and its loader ignores it
+    (_keys_to_ignore_on_load_unexpected), where a strict load_state_dict failed every job of the model."""
+    from safetensors.torch import load_file, save_file
+
+    folder = write_tiny_bert(tmp_path / "legacy", seed=1)
+    state = load_file(str(folder / "model.safetensors"))
+    state["embeddings.position_ids"] = torch.arange(TINY_BERT["max_position_embeddings"])[None]
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with caplog.at_level("WARNING"):
+        model = build_model(_spec_for(folder), str(folder / "model.safetensors"))
+    assert model.trtpipe_loading["ignored"] == ["embeddings.position_ids"] and model.trtpipe_loading["missing"] == []
+    assert "from_pretrained(local_files_only=True)" in model.trtpipe_loading["loader"]
+    assert "1 key(s) that BertModel does not use, ignored as transformers ignores them: embeddings.position_ids" in caplog.text
+    for name, tensor in state.items():
+        if name != "embeddings.position_ids":
+            assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_a_task_head_checkpoint_loads_into_the_base_architecture(tmp_path):
+    import transformers
+
+    folder = write_tiny_bert(tmp_path / "cls", seed=2, architecture="BertForSequenceClassification", num_labels=3)
+    saved = transformers.BertForSequenceClassification.from_pretrained(str(folder))
+    model = build_model(_spec_for(folder, architecture="BertModel"), str(folder / "model.safetensors"))
+    assert type(model).__name__ == "BertModel"
+    assert model.trtpipe_loading["ignored"] == ["classifier.bias", "classifier.weight"]
+    for name, tensor in saved.bert.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_a_sharded_checkpoint_loads_from_its_index_and_a_missing_shard_is_one_sentence(tmp_path):
+    import transformers
+
+    folder = write_tiny_bert(tmp_path / "sharded", seed=4, max_shard_size="30KB")
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1 and not (folder / "model.safetensors").exists()
+    saved = transformers.BertModel.from_pretrained(str(folder))
+    spec = _spec_for(folder, "model.safetensors.index.json")
+    model = build_model(spec, spec.checkpoint)
+    assert model.trtpipe_loading["ignored"] == [] and model.trtpipe_loading["missing"] == []
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    shards[-1].unlink()
+    with pytest.raises(TrtpipeError, match=rf"shard {shards[-1].name} \(of {len(shards)}\) is not beside the index; fix"):
+        build_model(spec, spec.checkpoint)
+
+
 @pytest.mark.workflow
 def test_a_transformers_encoder_runs_every_stage_on_the_cpu(tmp_path):
     """config.json + model.safetensors through reference, export, check, simplify, fp16, ONNX Runtime engines and

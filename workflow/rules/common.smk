@@ -10,7 +10,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from trtpipe import codehash, schedule
 from trtpipe.backends import registry
-from trtpipe.layout import PRECISIONS, REDUCED_PRECISIONS, Layout, engine_source_stage, stem, timed_engine_profile
+from trtpipe.layout import PRECISIONS, REDUCED_PRECISIONS, Layout, engine_source_stage, quantized, stem, timed_engine_profile
 from trtpipe.quantize import ORT_PATTERN as ORT_PRECISION
 from trtpipe.spec import Variant
 from trtpipe.summary_inputs import SummaryInputs
@@ -207,15 +207,18 @@ def backend_identity(w):
 
 
 def calibration_input(w):
-    # Every precision ONNX is judged on its evaluation samples (int8/fp8 calibrate on the rest); a missing file is
-    # left out of the DAG so that its job fails with one sentence.
-    path = SWEEP.calibration_data(w.model)
-    return [path] if path and os.path.exists(path) else []
+    # int8, fp8 and int8-ort-* calibrate on calibration_data or the calibration part of the model's samples (the
+    # data_reference rule's output); a missing file is left out of the DAG so that its job fails with one sentence.
+    # The sensitivity ranking calibrates like int8-ort-qdq.
+    path = SWEEP.calibration_file(w.model)
+    made = not SWEEP.calibration_data(w.model)
+    return [path] if path and quantized(getattr(w, "precision", "int8-ort-qdq")) and (made or os.path.exists(path)) else []
 
 
 def calibration_arg(w):
-    path = SWEEP.calibration_data(w.model)
-    return f"--calibration-data {shlex.quote(path)}" if path else ""
+    path = SWEEP.calibration_file(w.model)
+    quantizes = quantized(getattr(w, "precision", "int8-ort-qdq"))
+    return f"--calibration-data {shlex.quote(path)}" if path and quantizes else ""
 
 
 def sensitivity_input(w):
@@ -230,7 +233,43 @@ def quantize_json(model, precision):
                                                                      "calibration_methods", "sensitivity")}
     else:
         keep = {k: SWEEP.quantize[k] for k in ("calibration_share", "evaluation_samples")}
-    return as_json({**keep, "accept": SWEEP.accept(model)})
+    return as_json({**keep, "accept": SWEEP.quantize_accept(model)})
+
+
+def samples_input(w):
+    """The sample files a model's data reference reads (each image of a folder; the tokenizer of text), so that
+    editing one reruns it; missing ones are left out so that the job fails with one sentence."""
+    s = SWEEP.samples(w.model) or {}
+    path = s.get("path")
+    files = []
+    if path and os.path.isdir(path):
+        files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+    elif path and os.path.exists(path):
+        files = [path]
+    if s.get("tokenizer") and os.path.exists(s["tokenizer"]):
+        files.append(s["tokenizer"])
+    return files
+
+
+def metric_json(w):
+    metric = SWEEP.metric(w.model)
+    return as_json(dataclasses.asdict(metric) if metric else None)
+
+
+def metric_input(w):
+    """A user's metric file: editing it reruns the evaluation jobs."""
+    metric = SWEEP.metric(w.model)
+    path = metric.task.rpartition(":")[0] if metric and metric.is_hook else None
+    return [path] if path and os.path.exists(path) else []
+
+
+def onnx_artifacts(w):
+    """(stage, precision, path) of every ONNX of a variant, judged on the samples."""
+    m, v = w.model, w.variant
+    return ([("export", "fp32", L.export.paths(model=m, variant=v)["onnx"]),
+             ("simplify", "fp32", L.simplify.paths(model=m, variant=v)["onnx"])]
+            + [("precision", p, L.precision.paths(model=m, variant=v, precision=p)["onnx"])
+               for p in SWEEP.precision_onnx_needed(m, Variant.parse(v))])
 
 
 def engine_profiles_json(w):

@@ -16,8 +16,8 @@ import yaml
 
 from . import defaults
 from .backends import registry
-from .errors import ConfigError
-from .layout import COMBINED, FP32_ONNX_PRECISIONS, stem as file_stem
+from .errors import ConfigError, TrtpipeError
+from .layout import COMBINED, FP32_ONNX_PRECISIONS, Layout, quantized, stem as file_stem
 from .spec import BATCH_DIM, INTEGER_DTYPES, ModelSpec, Profile, Variant
 
 PRESET_PROFILES = defaults.value("profiles")  # the schema's default: latency, dynamic, offline
@@ -102,12 +102,44 @@ class Sweep:
     def precisions_for(self, model: str) -> list[str]:
         return list(self._model_raw[model].get("precisions") or self.precisions)
 
-    def accept(self, model: str) -> dict[str, float]:
-        """The thresholds reduced precisions of a model must meet on its evaluation samples."""
-        return dict(self._model_raw[model].get("accept") or self.quantize["accept"])
-
     def calibration_data(self, model: str) -> str | None:
         return self._model_raw[model].get("calibration_data")
+
+    # --- the model's own samples and task metric (trtpipe.samples, trtpipe.metrics, trtpipe.evaluate) --------------
+    def samples(self, model: str) -> dict[str, Any] | None:
+        return self._model_raw[model].get("samples")
+
+    def metric(self, model: str):
+        from .metrics import Metric
+
+        return Metric.from_config(self._model_raw[model].get("metric"))
+
+    def accept(self, model: str) -> dict[str, Any]:
+        """The thresholds that judge reduced precisions on the samples: the config's, else the built-in metric's."""
+        given = self._model_raw[model].get("accept")
+        if given is not None:
+            return dict(given)
+        metric = self.metric(model)
+        return metric.default_accept() if metric is not None and self.samples(model) else {}
+
+    def samples_calibration(self, model: str) -> int:
+        """Samples put aside to calibrate int8/fp8/int8-ort-*: only where such a precision is built and no calibration_data."""
+        s = self.samples(model)
+        if not s or self.calibration_data(model) or not any(quantized(p) for p in self.precision_onnx_needed(model)):
+            return 0
+        return int(s["calibration"])
+
+    def calibration_file(self, model: str) -> str | None:
+        """The file int8/fp8 calibrate on: calibration_data, else the calibration part of the samples, else none."""
+        if self.calibration_data(model):
+            return self.calibration_data(model)
+        return Layout(self.results).data_reference.paths(model=model)["calibration"] if self.samples_calibration(model) else None
+
+    def quantize_accept(self, model: str) -> dict[str, float]:
+        """The thresholds onnxruntime.quantization's search and the pick judge by: the model's (its accept, or its
+        metric's defaults), else quantize.accept; the minimums only (the search's scores are higher-is-better)."""
+        given = self.accept(model) or self.quantize["accept"]
+        return {k: float(v) for k, v in sorted(given.items()) if isinstance(v, (int, float))}
 
     def backend_builds(self, backend: str, precision: str) -> bool:
         """Whether a backend builds a precision: it can run it (int8 by a quantizer it runs, trtpipe.quantize), and its
@@ -428,6 +460,7 @@ def _check_semantics(data: dict[str, Any], source: str) -> None:
         for b in m.get("batch_sizes", []):
             if b == 0:
                 raise ConfigError(f"{source}: {where}.batch_sizes contains 0; fix: use batch sizes >= 1.")
+        _check_metric(m, where, source)
     _check_model_names(data, source)
     _check_baseline(data.get("baseline"), source)
 
@@ -461,6 +494,24 @@ def _check_baseline(baseline: str | None, source: str) -> None:
              f"does not exist (looked for {path.absolute()})")
     raise ConfigError(f"{source}: baseline = {baseline!r} {found}; fix: give an earlier sweep's results folder or its "
                       f"summary/benchmarks.csv, or remove the baseline key.")
+
+
+def _check_metric(m: dict[str, Any], where: str, source: str) -> None:
+    """metric without samples, a hook file that is not there, a threshold naming a score the metric never returns."""
+    from .evaluate import check_accept
+    from .metrics import Metric
+
+    metric = Metric.from_config(m.get("metric"))
+    if metric is not None and not m.get("samples"):
+        raise ConfigError(f"{source}: {where}.metric is set but {where}.samples is not, and a metric needs samples to "
+                          f"score; fix: add samples (an .npz, a folder of images or a text file).")
+    if metric is not None and metric.is_hook and not Path(metric.task.rpartition(":")[0]).exists():
+        raise ConfigError(f"{source}: {where}.metric = {metric.task!r}: file {metric.task.rpartition(':')[0]} not found; "
+                          f"fix: give a path relative to where snakemake runs.")
+    try:
+        check_accept(metric, m.get("accept") or {}, bool((m.get("samples") or {}).get("labels")), f"{source}: {where}")
+    except TrtpipeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_yaml_syntax(path: str | Path) -> None:

@@ -25,6 +25,11 @@ PRECISIONS = FP32_ONNX_PRECISIONS + REDUCED_PRECISIONS
 STEM = "{variant}.{precision}.{profile}"  # an engine's and its benchmark's file stem
 
 
+def quantized(precision: str) -> bool:
+    """Whether a precision ONNX is calibrated: int8, fp8 (ModelOpt) and every int8-ort-* (onnxruntime.quantization)."""
+    return precision in ("int8", "fp8") or precision.startswith("int8-ort-")
+
+
 def stem(variant: Variant | str, precision: str, profile: str) -> str:
     return STEM.format(variant=variant, precision=precision, profile=profile)
 
@@ -101,6 +106,13 @@ class Layout:
         self.benchmark = Stage("benchmark", {"csv": f"{r}/bench/{{backend}}/{STEM}.csv",
                                              "timings": f"{r}/bench/{{backend}}/{STEM}.timings.npz"},
                                f"{logs}/bench.{{backend}}.{STEM}.log")
+        # the model's own samples (trtpipe.evaluate): PyTorch on the held-out part, every artifact judged on it
+        self.data_reference = Stage("data_reference", {"data": f"{r}/data.npz", "calibration": f"{r}/calibration.npz"},
+                                    f"{logs}/data_reference.log")
+        self.evaluate_onnx = Stage("evaluate_onnx", {"accuracy": f"{r}/accuracy/data.onnx.{{variant}}.csv"},
+                                   f"{logs}/evaluate_onnx.{{variant}}.log")
+        self.evaluate_engine = Stage("evaluate_engine", {"accuracy": f"{r}/accuracy/data.engine.{{backend}}.{STEM}.csv"},
+                                     f"{logs}/evaluate_engine.{{backend}}.{STEM}.log")
         summary = self.results + "/summary"
         self.summary_dir = summary
         self.summary = Stage("summary", {"benchmarks": f"{summary}/benchmarks.csv", "accuracy": f"{summary}/accuracy.csv",
@@ -146,7 +158,8 @@ def timed_engine_profile(sweep, backend: str, variant: Variant | str, profile: s
 @dataclass(frozen=True)
 class Job:
     model: str
-    stage: str  # checkpoint, reference, export, check_export, simplify, sensitivity, precision, engine, benchmark
+    stage: str  # checkpoint, reference, export, check_export, simplify, sensitivity, precision, engine, benchmark,
+    # data_reference, evaluate_onnx, evaluate_engine
     artifact: str  # what it makes: a variant, "variant precision", or "backend variant precision profile"
     named_outputs: tuple[tuple[str, str], ...]  # (the rule's output name, path)
     log: str
@@ -180,6 +193,10 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(_job(layout.checkpoint, m, ""))
         ref = f"{m}|reference|"
         jobs.append(_job(layout.reference, m, "", ckpt))
+        data = f"{m}|data_reference|"
+        if sweep.samples(m):
+            jobs.append(_job(layout.data_reference, m, "", ckpt))
+        calibrates = (data,) if sweep.samples_calibration(m) else ()  # int8/fp8/int8-ort-* calibrate on the samples
         sens = (f"{m}|sensitivity|",) if sweep.needs_sensitivity(m) else ()
         for variant in sweep.variants(m):
             v = str(variant)
@@ -187,9 +204,10 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(_job(layout.check_export, m, v, (f"{m}|export|{v}", ref), variant=v))
             jobs.append(_job(layout.simplify, m, v, (f"{m}|export|{v}", f"{m}|check_export|{v}", ref), variant=v))
             if variant.is_dynamic and sens:  # ranks the dynamic variant's nodes; after what it needs, as every job
-                jobs.append(_job(layout.sensitivity, m, "", (f"{m}|simplify|{v}",)))
+                jobs.append(_job(layout.sensitivity, m, "", (f"{m}|simplify|{v}", *calibrates)))
             for p in sweep.precision_onnx_needed(m, variant):
-                needs = (f"{m}|simplify|{v}", ref, *(sens if p.endswith("-mixed") else ()))
+                needs = (f"{m}|simplify|{v}", ref, *(calibrates if quantized(p) else ()),
+                         *(sens if p.endswith("-mixed") else ()))
                 jobs.append(_job(layout.precision, m, f"{v} {p}", needs, variant=v, precision=p))
         for t in sweep.engine_targets(m):
             v = str(t.variant)
@@ -198,6 +216,16 @@ def expected_jobs(sweep) -> list[Job]:
             jobs.append(_job(layout.engine, m, f"{t.backend} {v} {t.precision} {t.profile}", (*source, ref),
                              backend=t.backend, variant=v, precision=t.precision, profile=t.profile,
                              suffix=registry.get(t.backend).engine_suffix))
+        if sweep.samples(m):
+            for variant in sweep.variants(m):
+                v = str(variant)
+                onnx = (f"{m}|export|{v}", f"{m}|simplify|{v}",
+                        *(f"{m}|precision|{v} {p}" for p in sweep.precision_onnx_needed(m, variant)))
+                jobs.append(_job(layout.evaluate_onnx, m, v, (*onnx, data), variant=v))
+            for t in sweep.engine_targets(m):
+                artifact = f"{t.backend} {t.variant} {t.precision} {t.profile}"
+                jobs.append(_job(layout.evaluate_engine, m, artifact, (f"{m}|engine|{artifact}", data), backend=t.backend,
+                                 variant=t.variant, precision=t.precision, profile=t.profile))
         for b in sweep.bench_targets(m):
             t = b.engine
             jobs.append(_job(layout.benchmark, m, f"{t.backend} {t.variant} {t.precision} {b.profile}",
@@ -214,6 +242,8 @@ SUMMARY_FILE_INPUTS = {
     ("simplify", "accuracy"): "accuracy",
     ("precision", "accuracy"): "accuracy",
     ("engine", "accuracy"): "accuracy",
+    ("evaluate_onnx", "accuracy"): "accuracy",
+    ("evaluate_engine", "accuracy"): "accuracy",
     ("simplify", "stats"): "simplify_stats",
     ("precision", "stats"): "precision_stats",
     ("reference", "flops"): "flops",
@@ -221,8 +251,8 @@ SUMMARY_FILE_INPUTS = {
 }
 
 
-# accuracy.csv lists the ONNX stages' rows first, then the precision ONNX's, then the engines'
-_ACCURACY_ORDER = {"check_export": 0, "simplify": 0, "precision": 1, "engine": 2}
+# accuracy.csv lists the ONNX stages' rows first, then the precision ONNX's, then the engines', then those on the samples
+_ACCURACY_ORDER = {"check_export": 0, "simplify": 0, "precision": 1, "engine": 2, "evaluate_onnx": 3, "evaluate_engine": 4}
 
 
 def summary_files(jobs: list[Job]) -> dict[str, list[str]]:

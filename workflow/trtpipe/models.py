@@ -112,12 +112,15 @@ def build_model(spec: ModelSpec, checkpoint: str | Path | None) -> torch.nn.Modu
                 f"model {spec.name}: checkpoint {checkpoint} holds a state_dict, which needs a factory to build the "
                 f"module; fix: add models.{spec.name}.factory."
             )
+        factory = resolve_factory(spec.factory)
+        # A factory may load its checkpoint itself, as its library does (trtpipe.hf: transformers' from_pretrained).
+        loader = getattr(factory, "load_checkpoint", None) if checkpoint is not None else None
         with torch.random.fork_rng():  # without a checkpoint, the weights are the seeded ones, every time
             torch.manual_seed(spec.seed)
-            model = call_factory(spec)
+            model = loader(checkpoint, **spec.factory_kwargs) if loader else call_factory(spec)
         if not isinstance(model, torch.nn.Module):
             raise TrtpipeError(f"model {spec.name}: factory {spec.factory} returned {type(model).__name__}, not an nn.Module; fix: return the module.")
-        if checkpoint is not None:
+        if checkpoint is not None and loader is None:
             _load_state_dict(model, spec, checkpoint)
     if hasattr(model, "eval") and kind != "pt2":  # exported programs refuse train()/eval()
         model.eval()

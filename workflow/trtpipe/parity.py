@@ -89,6 +89,9 @@ ACCURACY_COLUMNS = [
     "max_abs_err", "max_rel_err", "cosine", "mismatch_fraction", "atol", "rtol", "min_cosine", "passed", "note",
     # PyTorch's output is the same for every input (reference.input_independent): the row passes without proving anything
     "reference_constant",
+    # rows on the model's own samples (trtpipe.evaluate): which data, how many held-out samples, the task metric's
+    # score against its threshold, and what the row decides (tolerance, metric, or info: shown, not deciding)
+    "data", "samples", "metric", "value", "threshold", "direction", "judged_by",
 ]
 
 

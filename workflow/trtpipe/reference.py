@@ -103,6 +103,8 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
         from .io import write_json
 
         flops = count_flops(model, spec)
+        # how the checkpoint was loaded, where its factory loaded it (trtpipe.hf: what transformers ignored or missed)
+        flops["loading"] = getattr(model, "trtpipe_loading", None)
         log.info("%s FLOPs per sample at %s", f"{flops['flops_per_sample']:,}" if flops["flops_per_sample"] else "no", flops["counted_at"])
         write_json(flops_path, flops)
     meta = {"model": spec.name, "cases": cases, "inputs": spec.input_names, "outputs": output_names,

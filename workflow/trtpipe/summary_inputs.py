@@ -53,7 +53,7 @@ class SummaryInputs:
             skipped={m: [list(t) for t in sweep.skipped_targets(m)] for m in sweep.models},
             peaks=dict(sweep.peak_tflops), objectives=dict(sweep.objectives), traffic=dict(sweep.traffic),
             baseline=sweep.baseline, compare_settings=dict(sweep.compare) if sweep.baseline else {},
-            models=list(sweep.models), failures=failures, accept={m: sweep.accept(m) for m in sweep.models},
+            models=list(sweep.models), failures=failures, accept={m: sweep.quantize_accept(m) for m in sweep.models},
             timings=tuple(files["timings"]) if sweep.baseline else (),
         )
 

@@ -148,3 +148,20 @@ def tiny_unet(num_classes: int = 5, width: int = 16) -> nn.Module:
 
 def tiny_text(vocab_size: int = 1000, dim: int = 32, heads: int = 2, max_len: int = 128, num_classes: int = 4) -> nn.Module:
     return TinyTextClassifier(vocab_size, dim, heads, max_len, num_classes)
+
+
+class DigitsCNN(nn.Module):
+    """A small CNN for scikit-learn's 8x8 handwritten digits (trained by trtpipe.digits: a real model on real data)."""
+
+    def __init__(self, num_classes: int = 10, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, 1, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(1), nn.Linear(2 * width * 16, 64), nn.ReLU(), nn.Linear(64, num_classes))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image))
+
+
+def digits_cnn(num_classes: int = 10, width: int = 16) -> nn.Module:
+    return DigitsCNN(num_classes, width)

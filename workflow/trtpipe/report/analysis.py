@@ -61,11 +61,15 @@ Excluded = tuple[set[tuple], set[tuple]]
 
 def failed_engines(accuracy: pd.DataFrame) -> Excluded:
     """What failed its accuracy check and is excluded from 'best configuration':
-    engines (by ENGINE_KEYS) whose own parity failed, and (model, variant, precision) ONNX files
-    whose precision stage failed (every engine built from them)."""
+    engines (by ENGINE_KEYS) whose own check failed, and (model, variant, precision) ONNX files
+    whose precision stage failed (every engine built from them). A model with samples and thresholds is judged on
+    its task metric (trtpipe.evaluate.artifact_verdicts), others on parity."""
+    from ..evaluate import artifact_verdicts
+
     if accuracy.empty:
         return set(), set()
-    failed = accuracy[~accuracy[C.PASSED].astype(bool)]
+    verdicts = artifact_verdicts(accuracy)  # on the samples' metric where the model has one, else on parity
+    failed = verdicts[~verdicts[C.PASSED].astype(bool)]
     engines = {tuple(r[k] for k in C.ENGINE_KEYS) for _, r in failed[failed[C.STAGE] == "engine"].iterrows()}
     precisions = {(r[C.MODEL], r[C.VARIANT], r[C.PRECISION]) for _, r in failed[failed[C.STAGE] == "precision"].iterrows()}
     return engines, precisions
@@ -159,14 +163,19 @@ def accuracy_overview(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Worst error per (model, stage, artifact)."""
     if accuracy.empty:
         return accuracy
+    from ..evaluate import artifact_verdicts
+
     keys = [C.MODEL, C.STAGE, C.VARIANT, C.PRECISION, C.BACKEND, C.PROFILE]
-    acc = accuracy.copy()
+    acc = accuracy[accuracy[C.STAGE] != "pytorch"].copy()  # PyTorch's own task score is no artifact
     acc[C.PROFILE] = acc[C.PROFILE].fillna("")
-    return (acc.groupby(keys, sort=False)
-            .agg(cases=(C.CASE, "nunique"), max_abs_err=(C.MAX_ABS_ERR, "max"), max_rel_err=(C.MAX_REL_ERR, "max"),
-                 worst_cosine=(C.COSINE, "min"), atol=(C.ATOL, "first"), rtol=(C.RTOL, "first"),
-                 cosine_floor=(C.MIN_COSINE, "first"), passed=(C.PASSED, "all"))
-            .reset_index())
+    acc[C.VARIANT] = acc[C.VARIANT].fillna("")
+    overview = (acc.groupby(keys, sort=False)
+                .agg(cases=(C.CASE, "nunique"), max_abs_err=(C.MAX_ABS_ERR, "max"), max_rel_err=(C.MAX_REL_ERR, "max"),
+                     worst_cosine=(C.COSINE, "min"), atol=(C.ATOL, "first"), rtol=(C.RTOL, "first"),
+                     cosine_floor=(C.MIN_COSINE, "first"))
+                .reset_index())
+    # the verdict: the task metric on the samples where the model has one (judged_on "metric"), else parity
+    return overview.merge(artifact_verdicts(acc)[keys + [C.PASSED, "judged_on"]], on=keys, how="left")
 
 
 def constant_outputs(accuracy: pd.DataFrame) -> dict[str, list[str]]:

@@ -18,6 +18,7 @@ import yaml
 
 from ..backends.registry import skip_reason
 from ..decide import batch_histogram
+from ..evaluate import data_summary, data_table, judged_on_random
 from ..summary_inputs import SummaryInputs
 from . import analysis as A
 from . import columns as C
@@ -47,6 +48,8 @@ class Context:
         self.static_vs_dynamic = A.static_vs_dynamic(self.bench)
         self.accuracy_overview = A.accuracy_overview(self.accuracy)
         self.constant = A.constant_outputs(self.accuracy)
+        # how each model's checkpoint was loaded, where its factory loaded it (trtpipe.hf: what was ignored or missing)
+        self.loading = {f["model"]: f.get("loading") for f in (json.loads(Path(p).read_text()) for p in self.inputs.flops)}
         self.models = sorted({*self.bench[C.MODEL].unique(), *self.accuracy[C.MODEL].unique(), *(self.inputs.models or ()),
                               *(f["model"] for f in self.failures or ())})
         self.failed_jobs = {m: [f for f in self.failures or () if f["model"] == m] for m in self.models}
@@ -96,6 +99,12 @@ def warnings(doc: Doc, ctx: Context) -> None:
               "on real data; give models.<name>.calibration_data (an .npz of real samples) before trusting them.")
     for model, outputs in ctx.constant.items():
         doc.p(A.constant_warning(model, outputs))
+    on_random = judged_on_random(ctx.accuracy, ctx.models)
+    if on_random:
+        doc.p(f"Accuracy of {', '.join(on_random)} was judged on seeded random inputs only: their pass/fail verdicts say "
+              "whether the artifacts compute what PyTorch computes on noise, not how they do on real inputs (a reduced "
+              "precision may fail on noise and be fine on data, or the other way round); give models.<name>.samples, a "
+              "metric and accept thresholds to judge them on your data (README: Accuracy on your data).")
 
 
 def _status(missing: list[str], failed: bool) -> str:
@@ -373,12 +382,38 @@ def accuracy(doc: Doc, m: ModelContext) -> None:
     if m.model in m.ctx.constant:
         doc.p(A.constant_warning(m.model, m.ctx.constant[m.model]))
     doc.p("An element fails only if it exceeds both atol and rtol (Polygraphy's rule); each row is the worst case "
-          "over the artifact's reference batches and outputs.")
+          "over the artifact's reference batches (seeded random inputs) and outputs, and over the samples (case "
+          "'data') where the model has them. 'judged_on' says what decided 'passed': random-input parity, parity on "
+          "the samples (data), or the task metric on the samples (metric; random-input parity then only counts "
+          "for gross errors: wrong shapes, NaN/Inf).")
     doc.table(a.drop(columns=[C.MODEL]).assign(
         max_abs_err=a["max_abs_err"].map(lambda v: f"{v:.2e}"), max_rel_err=a["max_rel_err"].map(lambda v: f"{v:.2e}"),
         worst_cosine=a["worst_cosine"].map(lambda v: f"{v:.6f}"),
         cosine_floor=a["cosine_floor"].map(lambda v: "" if pd.isna(v) else f"{v:g}"),
         passed=a[C.PASSED].map(lambda v: "pass" if v else "FAIL")))
+
+
+def data_accuracy(doc: Doc, m: ModelContext) -> None:
+    """The task metric of every artifact on the model's held-out samples, its thresholds and the verdicts."""
+    table = data_table(m.ctx.accuracy, m.model)
+    if table.empty:
+        return
+    doc.h(3, "Accuracy on your data")
+    doc.p(data_summary(m.ctx.accuracy, m.model) + " Each score compares the artifact's outputs with PyTorch's on the "
+          "same held-out samples; reduced precisions pass or fail on the thresholds, fp32 also on its elementwise "
+          "tolerance. These verdicts decide 'best configuration' and the budget pick.")
+    doc.table(table)
+
+
+def checkpoint_loading(doc: Doc, m: ModelContext) -> None:
+    loading = m.ctx.loading.get(m.model)
+    if not loading or not (loading.get("ignored") or loading.get("missing") or loading.get("mismatched")):
+        return
+    parts = [f"{len(loading[k])} {k} ({', '.join(loading[k][:6])}{', ...' if len(loading[k]) > 6 else ''})"
+             for k in ("ignored", "missing", "mismatched") if loading.get(k)]
+    doc.p(f"Checkpoint loaded by {loading['loader']}: keys {'; '.join(parts)}. Ignored keys are stored tensors the "
+          f"architecture does not use (a buffer older versions saved, a task head); missing weights keep their "
+          f"initial values.")
 
 
 def _calibration_text(calibration: dict[str, Any] | None) -> str:
@@ -428,7 +463,7 @@ def simplification(doc: Doc, m: ModelContext) -> None:
 
 MODEL_SECTIONS: list[Callable[[Doc, ModelContext], None]] = [
     best, not_built, plot, latency_and_throughput, build_cost, budget, traffic, static_vs_dynamic, batch_scaling,
-    accuracy, precision_conversions, reduced_precision_pick, simplification,
+    accuracy, data_accuracy, checkpoint_loading, precision_conversions, reduced_precision_pick, simplification,
 ]
 SECTIONS: list[Callable[[Doc, Context], None]] = [title, warnings, overview, failures, baseline, models]
 

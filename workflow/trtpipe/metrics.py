@@ -164,7 +164,7 @@ def psnr(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def load_hook(ref: str, shown_as: str = "metric") -> Callable[..., Any]:
-    from .models import resolve_factory
+    from .factories import resolve_factory
 
     try:
         return resolve_factory(ref)

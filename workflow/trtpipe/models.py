@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import logging
 import re
-import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import TrtpipeError
+from .factories import resolve_factory  # noqa: F401 (also imported from here)
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-def resolve_factory(ref: str) -> Callable[..., Any]:
-    """`package.module:function` or `path/to/file.py:function` -> the callable."""
-    target, _, attr = ref.rpartition(":")
-    if target.endswith(".py") or "/" in target:
-        path = Path(target)
-        if not path.exists():
-            raise TrtpipeError(f"factory {ref!r}: file {target} not found; fix: give a path relative to where snakemake runs.")
-        name = f"trtpipe_user_{path.stem}_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        sys.path.insert(0, str(path.resolve().parent))  # let the file import its neighbours
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise TrtpipeError(
-                f"factory {ref!r}: cannot import module {target!r} ({exc}); fix: install the package or correct the name."
-            ) from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise TrtpipeError(f"factory {ref!r}: {target} has no callable {attr!r}; fix: name a function that returns an nn.Module.")
-    return fn
 
 
 def checkpoint_kind(path: str | Path) -> str:

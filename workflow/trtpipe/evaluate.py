@@ -253,7 +253,7 @@ def artifact_verdicts(accuracy) -> "Any":
     if accuracy.empty:
         return pd.DataFrame(columns=keys + ["passed", "judged_on"])
     acc = accuracy.copy()
-    for col in ("judged_by", "metric", "note"):
+    for col in ("judged_by", "metric", "note", "case"):  # rows written before data verdicts have none of these
         if col not in acc:
             acc[col] = np.nan
     acc["profile"] = acc["profile"].fillna("")

@@ -64,8 +64,8 @@ onsuccess:
 # One failed job must not cost the report of everything else. Snakemake cannot run the summary rule once an
 # input of it failed, but it calls `onerror` once the run has failed, after --keep-going has run all it could
 # (and after a Ctrl-C). The handler lists the failures with their sentences and writes the report over what
-# finished, with a Failures section (model, stage, engine, sentence, log), to results/summary; the run still
-# exits non-zero. It reads the failures back from the files (the outputs and logs of the layout's expected jobs,
+# finished, with a Failures section (model, stage, engine, sentence, log), to results/summary/partial (never over the
+# summary rule's own outputs, which would make Snakemake take the sweep as done); the run still exits non-zero. It reads the failures back from the files (the outputs and logs of the layout's expected jobs,
 # trtpipe/failures.py) rather than from Snakemake's internals or extra per-job status files: a failed trtpipe
 # job always leaves its sentence in its log, and `trtpipe summarize --config` does the same by hand.
 onerror:

@@ -303,3 +303,11 @@ def test_modelopt_int8_leaves_the_simplified_onnx_untouched(tmp_path):
                     {"evaluation_samples": 8})
     assert stats["quantizer"] == "ModelOpt" and stats["quantize_nodes"] > 0
     assert os.path.getmtime(path) == 1_600_000_000
+
+
+def test_onnxruntime_quantization_still_works_after_modelopt_ran_in_the_same_process(tmp_path):
+    """ModelOpt patches onnxruntime.quantization process-wide; trtpipe puts ONNX Runtime's own back after each ModelOpt
+    conversion, so an int8-ort-* conversion after a ModelOpt one in one process still quantizes (it failed before)."""
+    (tmp_path / "modelopt").mkdir()
+    test_modelopt_int8_leaves_the_simplified_onnx_untouched(tmp_path / "modelopt")
+    test_sensitivity_ranks_the_node_that_breaks_the_metric_first(tmp_path)

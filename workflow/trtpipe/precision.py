@@ -13,6 +13,7 @@ what it costs, and the answer "too much" is a result.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import sys
 import time
@@ -144,8 +145,36 @@ def _quantize(in_path: str, out_path: Path, precision: str, calibration: dict[st
     scratch = tempfile.TemporaryDirectory(prefix="trtpipe-modelopt-")
     source = Path(scratch.name) / Path(in_path).name
     shutil.copy(in_path, source)
-    with scratch:
+    with scratch, _onnxruntime_quantization_kept():
         _run_modelopt(quantize, str(source), out_path, precision, calibration, options)
+
+
+@contextlib.contextmanager
+def _onnxruntime_quantization_kept():
+    """ModelOpt 0.47 patches onnxruntime.quantization for the whole process (ort_utils.configure_ort: its op registries
+    edited, ort_patching.patch_ort_modules: the calibrators' and quantizers' methods replaced). A job is one process,
+    but a process that then runs onnxruntime.quantization itself (the int8-ort-* recipes) got ModelOpt's versions and
+    its static QDQ failed ('Quantization parameters are not specified for param x'): put ONNX Runtime's own back."""
+    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer, registry
+
+    owners = [calibrate.CalibraterBase, calibrate.MinMaxCalibrater, calibrate.HistogramCalibrater,
+              calibrate.HistogramCollector, qdq_quantizer.QDQQuantizer, base_quantizer.BaseQuantizer]
+    methods = [(owner, dict(vars(owner))) for owner in owners]
+    create_calibrator = calibrate.create_calibrator
+    registries = [(table, dict(table)) for table in (registry.QDQRegistry, registry.QLinearOpsRegistry)]
+    try:
+        yield
+    finally:
+        for owner, before in methods:
+            for name in set(vars(owner)) - set(before):
+                delattr(owner, name)
+            for name, value in before.items():
+                if vars(owner).get(name) is not value:
+                    setattr(owner, name, value)
+        calibrate.create_calibrator = create_calibrator
+        for table, before in registries:
+            table.clear()
+            table.update(before)
 
 
 def _run_modelopt(quantize, in_path: str, out_path: Path, precision: str, calibration, options: dict[str, Any]) -> None:

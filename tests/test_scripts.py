@@ -22,7 +22,9 @@ def run_script(name, *args, timeout=600):
 def test_scripts_holds_only_the_scripts_users_run():
     assert sorted(p.name for p in SCRIPTS.iterdir()) == sorted([
         "acceptance_tensorrt.py", "dag_scale.py", "gpu_run.sh", "harness_fidelity.py", "job_times.py",
-        "make_tiny_bert.py", "ort_cuda_probe.py"])
+        "make_tiny_bert.py", "ort_cuda_probe.py",
+        # the GPU sweep-time driver and the fidelity script it and gpu_run.sh call, like harness_fidelity.py
+        "gpu_sweep_time.sh", "beside_compile_fidelity.py"])
 
 
 def test_dag_scale_dry_runs_copies_of_the_default_config_with_its_budgets_and_traffic():

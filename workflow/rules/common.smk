@@ -226,14 +226,17 @@ def sensitivity_input(w):
     return [L.sensitivity.paths(model=w.model)["json"]] if w.precision.endswith("-mixed") else []
 
 
-def quantize_json(model, precision):
-    """The quantize settings an onnxruntime.quantization precision depends on (others: only the thresholds)."""
+def quantize_json(model, precision, thresholds=None):
+    """The quantize settings a precision depends on. The thresholds only where they decide what is made (a search
+    candidate's nodes kept in float; the sensitivity ranking, `thresholds=True`): elsewhere they only judge, in the
+    report, so a changed threshold rebuilds no engine."""
+    thresholds = precision.endswith("-mixed") if thresholds is None else thresholds
     if precision.startswith("int8-ort-"):
         keep = {k: v for k, v in SWEEP.quantize.items() if k not in ("search", "quantizers", "per_channel",
-                                                                     "calibration_methods", "sensitivity")}
+                                                                     "calibration_methods", "sensitivity", "accept")}
     else:
         keep = {k: SWEEP.quantize[k] for k in ("calibration_share", "evaluation_samples")}
-    return as_json({**keep, "accept": SWEEP.quantize_accept(model)})
+    return as_json({**keep, **({"accept": SWEEP.quantize_accept(model)} if thresholds else {})})
 
 
 def samples_input(w):

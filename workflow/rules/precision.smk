@@ -47,7 +47,7 @@ rule sensitivity:
     params:
         spec=model_json,
         options=as_json(SWEEP.precision),
-        quantize=lambda w: quantize_json(w.model, "int8-ort-qdq"),
+        quantize=lambda w: quantize_json(w.model, "int8-ort-qdq", thresholds=True),
         calibration=lambda w: calibration_arg(w),
         code=code("trtpipe.precision"),
     log:

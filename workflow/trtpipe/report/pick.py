@@ -14,12 +14,18 @@ from typing import Any
 
 import pandas as pd
 
+from ..quantize import shortfall
+
 ENGINE = ["backend", "variant", "precision", "profile"]
 
 
-def candidate_rows(bench: pd.DataFrame, precision_stats: list[dict[str, Any]], model: str) -> pd.DataFrame:
+def candidate_rows(bench: pd.DataFrame, precision_stats: list[dict[str, Any]], model: str,
+                   accept: dict[str, float] | None = None) -> pd.DataFrame:
     """One row per engine of `model` at its smallest benchmarked batch: median latency, speed-up against the fp32
     engine of the same backend, variant and profile, the metric, and how the precision was made."""
+    # Judged against today's thresholds (`accept`), not those stored at conversion: a changed threshold reruns only
+    # the search candidates, whose nodes kept in float depend on it, so a plain precision's stored verdict can be old.
+
     rows = bench[bench["model"] == model]
     if rows.empty:
         return pd.DataFrame()
@@ -41,8 +47,10 @@ def candidate_rows(bench: pd.DataFrame, precision_stats: list[dict[str, Any]], m
             "kept_float": kept or [],
             "scores": metric["scores"] if metric else ({} if r.precision != "fp32" else None),
             "judged": bool(metric) or r.precision == "fp32",
-            "met": bool(metric["met"]) if metric else r.precision == "fp32",
-            "shortfall": float(metric["shortfall"]) if metric else (0.0 if r.precision == "fp32" else math.nan),
+            "met": (shortfall(metric["scores"], accept) == 0 if accept else bool(metric["met"])) if metric
+                   else r.precision == "fp32",
+            "shortfall": (shortfall(metric["scores"], accept) if accept else float(metric["shortfall"])) if metric
+                         else (0.0 if r.precision == "fp32" else math.nan),
             "samples": int(metric["samples"]) if metric else 0,
             "data": metric["data"] if metric else "",
         })
@@ -131,11 +139,11 @@ def accuracy_plot(rows: pd.DataFrame, accept: dict[str, float], path: str | Path
 def section(doc, model: str, bench: pd.DataFrame, precision_stats: list[dict[str, Any]],
             sensitivity: dict[str, Any] | None, accept: dict[str, float] | None, plots_dir: Path, top: int = 10) -> None:
     """The report's "Reduced precision: accuracy and the pick" part for one model (nothing without a metric)."""
-    rows = candidate_rows(bench, precision_stats, model)
-    if rows.empty or not (rows["precision"] != "fp32").any():
-        return
     accept = accept or next((st["metric"]["accept"] for st in precision_stats
                              if st["model"] == model and st.get("metric")), {})
+    rows = candidate_rows(bench, precision_stats, model, accept)
+    if rows.empty or not (rows["precision"] != "fp32").any():
+        return
     doc.h(3, "Reduced precision: accuracy and the pick")
     doc.p(sentence(pick(rows), accept))
     data = sorted(set(rows["data"]) - {""})

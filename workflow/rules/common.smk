@@ -58,7 +58,7 @@ BENCH_THREADS = _scheduled_cores()
 wildcard_constraints:
     model="|".join(map(re.escape, SWEEP.models)) or "NO_MODEL",
     variant=Variant.PATTERN,
-    precision="|".join(PRECISIONS) + "|" + ORT_PRECISION,
+    precision="|".join([*PRECISIONS, ORT_PRECISION]),
     profile=r"[A-Za-z0-9_]+",
 
 
@@ -307,7 +307,7 @@ def family_code(stage_module, family):
 # What the summary reads, built from the sweep as the report written after a failure builds it.
 SUMMARY_INPUTS = SummaryInputs.from_sweep(SWEEP)
 ENGINE_TARGETS = [t for m in SWEEP.models for t in SWEEP.engine_targets(m)]
-# The engines are deliverables too (rule all asks for them): one deleted between runs is rebuilt, and then timed again.
+# The engines are deliverables too, asked for by the default target; so one deleted between runs is rebuilt, then timed again.
 ENGINE_FILES = [L.engine_paths(t.model, t.backend, t.variant, t.precision, t.profile)["engine"] for t in ENGINE_TARGETS]
 PLOTS = [L.plot.format(model=m) for m in SWEEP.models]
 PARETO_PLOTS = [L.pareto_plot.format(model=m) for m in SWEEP.models]

@@ -25,7 +25,6 @@ def candidate_rows(bench: pd.DataFrame, precision_stats: list[dict[str, Any]], m
     engine of the same backend, variant and profile, the metric, and how the precision was made."""
     # Judged against today's thresholds (`accept`), not those stored at conversion: a changed threshold reruns only
     # the search candidates, whose nodes kept in float depend on it, so a plain precision's stored verdict can be old.
-
     rows = bench[bench["model"] == model]
     if rows.empty:
         return pd.DataFrame()

@@ -320,8 +320,8 @@ def read_sensitivity(path: str | Path | None, precision: str) -> list[dict[str, 
 
 def sensitivity_ranking(in_path: str | Path, spec: ModelSpec, variant: Variant, options: dict[str, Any],
                         quantize_options: dict[str, Any] | None, calibration_data: str | None) -> dict[str, Any]:
-    """Every quantizable node ranked by the metric's loss when it alone is quantized (int8-ort-qdq, MinMax,
-    per-channel weights), on the evaluation samples."""
+    """Every quantizable node ranked by the share of the thresholds' margin it uses up when it alone is quantized
+    (int8-ort-qdq, MinMax, per-channel weights), judged by the model's metric (or agreement) on the search samples."""
     from . import quantize as q
 
     qopt = with_defaults("quantize", quantize_options)

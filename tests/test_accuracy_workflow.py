@@ -97,3 +97,42 @@ def test_digits_end_to_end_the_report_follows_the_data_and_staleness(tmp_path):
     assert {"data_reference", "evaluate_onnx", "evaluate_onnxruntime", "summary"} <= set(jobs)
     assert not {"export", "check_export", "simplify", "reference", "checkpoint"} & set(jobs)
     assert jobs.get("engine_onnxruntime") == 1 and jobs.get("precision") == 1  # int8's
+
+
+def test_digits_search_and_pick_judge_by_the_task_metric_on_three_splits(tmp_path):
+    """onnxruntime.quantization's int8 and one search candidate on the digits CNN: the ranking and the search judge by
+    the classification metric (with the labels the calibration part carries) on the half of the 64 calibration
+    images that did not calibrate; the pick judges every engine against PyTorch on the 733 held-out images. A
+    threshold reruns the ranking and the candidate (their nodes kept in float depend on it), never the plain int8."""
+    import json
+
+    config = digits_config()
+    config["sweep"]["precisions"] = ["fp32", "int8-ort-qdq"]
+    config["quantize"] = {"search": 1}
+    workdir = copy_workflow(tmp_path / "wf", config)
+    shutil.copytree(REPO / "data" / "digits", workdir / "data" / "digits")
+    snakemake(workdir, "--cores", "2", timeout=2400)
+    results = workdir / "results"
+
+    ranking = json.loads((results / "digits/quantize/sensitivity.json").read_text())
+    assert ranking["judged_by"] == "the model's classification metric" and ranking["data"]["labelled"]
+    assert ranking["data"]["samples"] == 32 and ranking["data"]["evaluation_samples"] == 32  # 64 calibration images
+    assert all({"top1_agreement", "accuracy_delta", "loss"} <= set(n) for n in ranking["nodes"])
+    mixed = json.loads((results / "digits/onnx/dynamic.sim.int8-ort-qdq-minmax-pc-mixed.json").read_text())
+    assert mixed["search"]["judged_by"] == ranking["judged_by"] and not mixed["search"]["unjudged"]
+    assert mixed["search"]["kept_float"] == [n["node"] for n in ranking["nodes"][: mixed["search"]["k"]]]
+
+    report = (results / "summary/report.md").read_text()
+    part = report.split("### Reduced precision: accuracy and the pick")[1].split("\n### ")[0]
+    pick_line = next(line for line in part.splitlines() if line.startswith(("Pick at batch", "No engine meets")))
+    assert "against PyTorch on 733 held-out samples (samples.npz: 733 held-out of 797, 64 for calibration)" in pick_line \
+        or "no reduced-precision engine is both faster" in pick_line
+    assert "| rank | node | op | loss | accuracy_delta | top1_agreement |" in part
+    int8 = next(line for line in part.splitlines() if line.startswith("| onnxruntime dynamic int8-ort-qdq latency |"))
+    assert "accuracy_delta" in int8 and "| 733 |" in int8  # its own scores on the held-out images, not the search's
+
+    write_config(workdir, {**config, "models": {"digits": {**config["models"]["digits"],
+                                                           "accept": {"top1_agreement": 0.999}}}})
+    jobs = dry_run_jobs(workdir)
+    assert jobs.get("sensitivity") == 1 and jobs.get("precision") == 1  # the candidate, not the plain int8-ort-qdq
+    assert not {"data_reference", "export", "simplify"} & set(jobs)

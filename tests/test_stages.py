@@ -258,3 +258,16 @@ def test_a_benchmark_refuses_an_engine_built_on_another_machine(sweep, text_engi
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert (f"was built for ONNX Runtime {sidecar['backend_version']} on AMD EPYC 9654 96-Core Processor, but this machine "
             f"has ONNX Runtime {sidecar['backend_version']} on {sidecar['device']}; fix: rebuild the engine here") in proc.stderr
+
+
+def test_a_batch_hard_coded_outside_the_sweeps_batches_is_named_by_the_reference(tmp_path):
+    """x.view(2, -1) with a sweep that never runs batch 2: PyTorch fails at every batch the reference tries, and the
+    reference says the batch is hard-coded (it runs at 2), not that the inputs' shape is wrong."""
+    spec = validate(tiny_config(bad=BAD_MODEL)).models["bad"]
+    with pytest.raises(DynamicExportError) as info:
+        make_reference(spec, None, [1, 4], tmp_path / "bad.npz")
+    message = str(info.value)
+    assert ("axis 0 (batch) is hard-coded in the model — PyTorch's forward() runs at batch 2 but fails at every batch "
+            "this sweep runs (1, 4)") in message
+    assert "fix: derive it from the tensor" in message and "inputs shape and dtype" not in message
+    assert not (tmp_path / "bad.npz").exists()

@@ -227,16 +227,17 @@ def sensitivity_input(w):
 
 
 def quantize_json(model, precision, thresholds=None):
-    """The quantize settings a precision depends on. The thresholds only where they decide what is made (a search
-    candidate's nodes kept in float; the sensitivity ranking, `thresholds=True`): elsewhere they only judge, in the
-    report, so a changed threshold rebuilds no engine."""
+    """The quantize settings a precision depends on. The model's metric and thresholds only where they decide what is
+    made (a search candidate's nodes kept in float; the sensitivity ranking, `thresholds=True`): elsewhere they only
+    judge, in the evaluation jobs and the report, so a changed threshold rebuilds no engine."""
     thresholds = precision.endswith("-mixed") if thresholds is None else thresholds
     if precision.startswith("int8-ort-"):
         keep = {k: v for k, v in SWEEP.quantize.items() if k not in ("search", "quantizers", "per_channel",
                                                                      "calibration_methods", "sensitivity", "accept")}
     else:
         keep = {k: SWEEP.quantize[k] for k in ("calibration_share", "evaluation_samples")}
-    return as_json({**keep, **({"accept": SWEEP.quantize_accept(model)} if thresholds else {})})
+    judge = {"accept": SWEEP.quantize_accept(model), "metric": metric_dict(model)} if thresholds else {}
+    return as_json({**keep, **judge})
 
 
 def samples_input(w):
@@ -254,9 +255,13 @@ def samples_input(w):
     return files
 
 
+def metric_dict(model):
+    metric = SWEEP.metric(model)
+    return dataclasses.asdict(metric) if metric else None
+
+
 def metric_json(w):
-    metric = SWEEP.metric(w.model)
-    return as_json(dataclasses.asdict(metric) if metric else None)
+    return as_json(metric_dict(w.model))
 
 
 def metric_input(w):

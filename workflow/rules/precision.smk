@@ -11,6 +11,7 @@ rule precision:
         reference=L.reference.reference,
         calibration=calibration_input,
         sensitivity=sensitivity_input,
+        metric=lambda w: metric_input(w) if w.precision.endswith("-mixed") else [],
     output:
         onnx=L.precision.onnx,
         accuracy=L.precision.accuracy,
@@ -41,6 +42,7 @@ rule sensitivity:
     input:
         onnx=L.simplify.partial(variant="dynamic").onnx,
         calibration=calibration_input,
+        metric=metric_input,
     output:
         json=L.sensitivity.json,
         csv=L.sensitivity.csv,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .causes import RESHAPE_CAUSE, cause_and_fix
 from .errors import DynamicExportError, ParityError
 from .inputs import describe
 from .parity import SHAPE_CAUSE, failure_clause, first_failure, parity_rows
@@ -23,30 +24,12 @@ from .spec import ModelSpec, Variant
 
 log = logging.getLogger(__name__)
 
-CAUSE_AND_FIX = (
-    "usual cause: forward() hard-codes that size (x.view(2, -1), a reshape to constants, or a Python int read "
-    "from x.shape and frozen by tracing); fix: derive it from the tensor (x.flatten(1), x.view(x.size(0), -1), "
-    "x.reshape(-1, ...)) and re-export"
-)
-# The cause named in a failure fits what the check saw: a Reshape (or PyTorch's own reshape error) points at
-# x.view(2, -1); an elementwise op that cannot broadcast points at a tensor of constant shape made in forward().
-RESHAPE_CAUSE = CAUSE_AND_FIX
-BROADCAST_CAUSE = (
-    "usual cause: forward() combines the input with a tensor of constant shape (torch.ones(2, 3), torch.zeros(2, ...), "
-    "a buffer holding the traced size) and no reshape is involved; fix: build that tensor from the input "
-    "(x.new_ones(x.size(0), 3), torch.ones_like(y)) or give it size 1 on that axis so that it broadcasts, and re-export"
-)
 SPECIALISED_CAUSE = (
     "usual cause: forward() ties that axis to a constant, e.g. a reshape to constants (x.view(2, -1)), a tensor of "
     "constant shape combined with the input (x + torch.ones(2, 3)) or a Python int read from x.shape (the export log "
     "names the constraint the exporter found); fix: derive such sizes from the tensor (x.size(0), torch.ones_like) and "
     "re-export"
 )
-RESHAPE_OPS = {"Reshape", "Flatten", "View"}
-BROADCAST_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Where", "Expand", "Max", "Min", "Mod", "Equal", "Less", "Greater",
-                 "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "BitShift", "PRelu", "Sum", "Mean", "Concat"}
-
-
 def _ort_detail(exc) -> str:
     """'ONNX Runtime failed in node 'x' (Reshape): <ONNX Runtime's own words>', without its C++ source path and
     function signature."""
@@ -55,16 +38,6 @@ def _ort_detail(exc) -> str:
     text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
     text = re.sub(r"/onnxruntime_src/\S+:\d+ (?:[\w:&<>*, ]+?\([^)]*\)(?: const)? )?", "", text)
     return f"{where}: {text[:240]}"
-
-
-def cause_and_fix(op_type: str | None = None, pytorch_error: str | None = None, suspects: list[str] = ()) -> str:
-    """The usual cause and fix for what the check saw (the failing ONNX op, PyTorch's own error, Reshape suspects)."""
-    error = pytorch_error or ""
-    if suspects or op_type in RESHAPE_OPS or "mat1 and mat2" in error or "is invalid for input of size" in error:
-        return RESHAPE_CAUSE
-    if op_type in BROADCAST_OPS or "must match the size of tensor" in error or "broadcast" in error:
-        return BROADCAST_CAUSE
-    return CAUSE_AND_FIX
 
 
 def graph_dims(graph) -> dict[str, list[int | str]]:

@@ -324,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="the fp32 (simplified) ONNX")
     p.add_argument("--variant", required=True)
     p.add_argument("--options", default="{}", help="the config's precision settings as JSON")
-    p.add_argument("--quantize-options", default="{}", help="the config's quantize settings as JSON")
+    p.add_argument("--quantize-options", default="{}",
+                   help="the config's quantize settings as JSON, with the model's metric and accept (the judge)")
     p.add_argument("--calibration-data", help=".npz of real sample inputs (else seeded random inputs)")
     p.add_argument("--out", required=True, help="the ranking as JSON")
     p.add_argument("--csv-out", required=True, help="the ranking as CSV")

@@ -135,11 +135,13 @@ class Sweep:
             return self.calibration_data(model)
         return Layout(self.results).data_reference.paths(model=model)["calibration"] if self.samples_calibration(model) else None
 
-    def quantize_accept(self, model: str) -> dict[str, float]:
-        """The thresholds onnxruntime.quantization's search and the pick judge by: the model's (its accept, or its
-        metric's defaults), else quantize.accept; the minimums only (the search's scores are higher-is-better)."""
-        given = self.accept(model) or self.quantize["accept"]
-        return {k: float(v) for k, v in sorted(given.items()) if isinstance(v, (int, float))}
+    def quantize_accept(self, model: str) -> dict[str, Any]:
+        """The thresholds the sensitivity ranking, the search and the pick judge by: those of the model's metric (its
+        accept, else the metric's defaults), else quantize.accept (agreement with the fp32 model)."""
+        metric = self.metric(model)
+        if metric is None:
+            return dict(self.quantize["accept"])
+        return self.accept(model) or metric.default_accept()
 
     def backend_builds(self, backend: str, precision: str) -> bool:
         """Whether a backend builds a precision: it can run it (int8 by a quantizer it runs, trtpipe.quantize), and its

@@ -82,10 +82,12 @@ def make_data_reference(spec: ModelSpec, checkpoint: str | None, cfg: dict[str, 
 
 
 def write_calibration(path: str | Path, calib: samples.SampleSet | None, spec: ModelSpec, meta: dict[str, Any]) -> None:
-    """The calibration part of the samples, as `calibration_data` is given (one array per input); empty arrays when
-    no int8/fp8 is built from the samples."""
+    """The calibration part of the samples, as `calibration_data` is given (one array per input), and their labels;
+    empty arrays when no int8/fp8 is built from the samples."""
     arrays = ({k: v for k, v in calib.inputs.items()} if calib is not None
               else {i: np.zeros((0,), np.float32) for i in spec.input_names})
+    if calib is not None and calib.labels is not None:
+        arrays[samples.CALIBRATION_LABELS] = calib.labels  # the search's accuracy scores need them
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)

@@ -105,23 +105,11 @@ def export_onnx(
 def _refuse_hardcoded_batch(model, spec: ModelSpec, traced: int, exc: TrtpipeError) -> None:
     """forward() fails at the traced batch: if it runs at another batch, the batch is hard-coded (x.view(2, -1)
     traced at 5) and that, not the input shape, is what to say."""
-    from .check import cause_and_fix
-    from .errors import DynamicExportError
-    from .models import run_model
+    from .causes import hardcoded_batch_error
 
-    for batch in (1, 2, 3, 4, 8):
-        if batch == traced:
-            continue
-        try:
-            run_model(model, spec, random_inputs(spec, batch, "opt", spec.seed, stream="export"))
-        except TrtpipeError:
-            continue
-        cause = exc.__cause__ or exc
-        error = f"{type(cause).__name__}: {str(cause).splitlines()[0][:300]}"
-        raise DynamicExportError(
-            f"model {spec.name}: axis 0 (batch) is hard-coded in the model — PyTorch's forward() runs at batch {batch} but "
-            f"fails at the traced batch {traced} (export.dummy_batch) with {error}; {cause_and_fix(None, error)}."
-        ) from exc
+    error = hardcoded_batch_error(model, spec, {traced}, exc, f"the traced batch {traced} (export.dummy_batch)")
+    if error is not None:
+        raise error from exc
 
 
 def _log_tracer_warnings(caught) -> list[str]:

@@ -12,6 +12,7 @@ gives it as `{max: value}`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -219,6 +220,38 @@ def verdict(scores: dict[str, float], accept: dict[str, Any], shown_as: str = "m
         passed = bool(np.isnan(limit) or (value >= limit if op == "min" else value <= limit))
         rows.append({"metric": name, "value": value, "threshold": limit, "direction": op, "passed": passed})
     return rows
+
+
+def shortfall(scores: dict[str, float], accept: dict[str, Any]) -> float:
+    """How far the scores miss their thresholds, in each score's own units (0: every one met; a NaN score misses by
+    inf, as `verdict` fails it); thresholds naming a score not in `scores` do not count here."""
+    misses = [0.0]
+    for name, (op, limit) in thresholds(accept).items():
+        if name in scores:
+            value = scores[name]
+            misses.append(math.inf if np.isnan(value) else (limit - value if op == "min" else value - limit))
+    return max(misses)
+
+
+def margin_used(scores: dict[str, float], perfect: dict[str, float], accept: dict[str, Any]) -> float:
+    """The largest share of a threshold's margin the scores use up: 0 where a score equals `perfect` (the reference
+    scored against itself), 1 at the threshold, above 1 past it. A sensitivity measure comparable across scores of
+    different units. Where the margin is not a finite positive number (psnr of identical outputs is inf), the miss
+    relative to the threshold stands in. Without thresholds, every score counts with threshold 0."""
+    limits = thresholds(accept) or {name: ("min", 0.0) for name in scores}
+    shares = []
+    for name, (op, limit) in limits.items():
+        if name not in scores:
+            continue
+        value, best = scores[name], perfect.get(name, math.nan)
+        if np.isnan(value):
+            shares.append(math.inf)
+            continue
+        gap, room = (best - value, best - limit) if op == "min" else (value - best, limit - best)
+        if not (math.isfinite(room) and room > 0):
+            gap, room = (limit - value if op == "min" else value - limit), abs(limit) or 1.0
+        shares.append(gap / room)
+    return max(shares, default=0.0)
 
 
 def passed(scores: dict[str, float], accept: dict[str, Any]) -> bool:

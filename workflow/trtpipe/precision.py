@@ -28,6 +28,7 @@ from .inputs import NUMPY_DTYPES, random_inputs
 from .io import atomic_path
 from .parity import parity_rows
 from .reference import Reference
+from .samples import CALIBRATION_LABELS
 from .spec import ModelSpec, Variant
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ PRECISIONS = ("fp32", *MIXED, *QUANTIZED)
 
 
 def load_samples(spec: ModelSpec, data_path: str) -> dict[str, np.ndarray]:
-    """The user's sample arrays (one per input, named like it, samples on axis 0), checked and cast to the inputs' dtypes."""
+    """The user's sample arrays (one per input, named like it, samples on axis 0), checked and cast to the inputs' dtypes;
+    with their labels under samples.CALIBRATION_LABELS where the file has them."""
     path = Path(data_path)
     if not path.exists():
         raise TrtpipeError(
@@ -59,8 +61,11 @@ def load_samples(spec: ModelSpec, data_path: str) -> dict[str, np.ndarray]:
                 f"model {spec.name}: calibration array {inp.name!r} in {data_path} has samples of shape {list(got)}, "
                 f"but the input's shape is {list(inp.shape)}; fix: stack samples of that shape along axis 0."
             )
+    labels = arrays.get(CALIBRATION_LABELS)
     arrays = {i.name: arrays[i.name].astype(NUMPY_DTYPES[i.dtype]) for i in spec.inputs}
     count = min(len(a) for a in arrays.values())
+    if labels is not None and len(labels) >= count:  # the labels of a calibration file trtpipe wrote
+        arrays[CALIBRATION_LABELS] = labels
     return {k: v[:count] for k, v in arrays.items()}
 
 
@@ -87,26 +92,30 @@ def whole_batches(arrays: dict[str, np.ndarray], batch: int | None, spec: ModelS
 
 def calibration_inputs(spec: ModelSpec, batch: int | None, data_path: str | None, samples: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Calibration arrays (batch axis first, a multiple of a static variant's batch) and their provenance."""
-    calibration, _, source = split_inputs(spec, data_path, {"calibration_samples": samples}, {}, seed)
+    calibration, _, _, source = split_inputs(spec, data_path, {"calibration_samples": samples}, {}, seed)
     return whole_batches(calibration, batch, spec, source), source
 
 
 def split_inputs(spec: ModelSpec, data_path: str | None, options: dict[str, Any], quantize_options: dict[str, Any],
-                 seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
-    """Calibration and evaluation samples, never the same ones, and their provenance: the user's data split in
-    two (quantize.calibration_share calibrates, the rest evaluates), else seeded random inputs of two streams."""
+                 seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None, dict[str, Any]]:
+    """Calibration and evaluation samples, never the same ones, the evaluation samples' labels (None without), and
+    their provenance: the user's data split in two (quantize.calibration_share calibrates, the rest evaluates),
+    else seeded random inputs of two streams."""
     from .quantize import split_samples
 
     q = with_defaults("quantize", quantize_options)
+    labels = None
     if data_path:
         calibration, evaluation = split_samples(load_samples(spec, data_path), q["calibration_share"])
-        source = {"source": "data", "path": str(data_path)}
+        calibration.pop(CALIBRATION_LABELS, None)
+        labels = evaluation.pop(CALIBRATION_LABELS, None)
+        source = {"source": "data", "path": str(data_path), "labelled": labels is not None}
     else:
         calibration = random_inputs(spec, options.get("calibration_samples", 32), "opt", seed, stream="calibration")
         evaluation = random_inputs(spec, q["evaluation_samples"], "opt", seed, stream="evaluation")
         source = {"source": "random", "seed": seed}
     count = lambda arrays: min(len(a) for a in arrays.values())  # noqa: E731
-    return calibration, evaluation, {**source, "samples": count(calibration), "evaluation_samples": count(evaluation)}
+    return calibration, evaluation, labels, {**source, "samples": count(calibration), "evaluation_samples": count(evaluation)}
 
 
 def _hide_tensorrt_from_modelopt() -> None:
@@ -216,8 +225,9 @@ def convert(
     start = time.perf_counter()
     stats: dict[str, Any] = {"model": spec.name, "variant": variant.name, "precision": precision, "warnings": [],
                              "quantizer": made.quantizer or "ModelOpt", "recipe": made.describe()}
-    calibration, evaluation, source = split_inputs(spec, calibration_data, options, qopt, spec.seed)
+    calibration, evaluation, labels, source = split_inputs(spec, calibration_data, options, qopt, spec.seed)
     run_batch = variant.batch or min(8, source["evaluation_samples"])
+    judge = q.Judge.from_options(qopt)
     with atomic_path(out_path, suffix=".tmp.onnx") as tmp:
         try:
             if precision in MIXED:
@@ -226,14 +236,19 @@ def convert(
                 stats["method"] = f"ModelOpt AutoCast ({'fp32 I/O' if options.get('keep_io_types', True) else f'{precision} I/O'})"
             elif made.quantizer == q.ORT:
                 stats["calibration"] = source
-                reference = q.run_all(in_path, evaluation, run_batch)
+                judged_on = q.Evaluation(evaluation, q.run_all(in_path, evaluation, run_batch), labels)
                 with q.ort_quantizer(in_path, whole_batches(calibration, variant.batch, spec, source), variant.batch or 8,
                                      tuple(qopt["op_types"])) as quantizer:
                     stats["quantizable_nodes"] = len(quantizer.nodes)
                     if made.mixed:
                         ranking = [r["node"] for r in read_sensitivity(sensitivity_path, precision)]
-                        stats["search"] = q.grow_float(quantizer, made, tmp, ranking, evaluation, reference, qopt["accept"],
+                        stats["search"] = q.grow_float(quantizer, made, tmp, ranking, judged_on, judge,
                                                        qopt["max_float_nodes"])
+                        if stats["search"]["unjudged"]:
+                            stats["warnings"].append(
+                                f"the search could not judge {', '.join(stats['search']['unjudged'])}: the metric "
+                                f"returned no such score on its samples (scores against labels need samples with labels); "
+                                f"the held-out evaluation judges them")
                         stats["kept_float"] = [dict(node=n, op=_op_of(quantizer.nodes, n)) for n in stats["search"]["kept_float"]]
                     else:
                         quantizer.quantize(made, tmp)
@@ -263,7 +278,7 @@ def convert(
                 f"{in_path}: {precision} quantized no node ({made.describe()} has no kernel for this model's "
                 f"{', '.join(sorted({n['op'] for n in quantizer.nodes})) or 'ops'}); fix: drop {precision} for model "
                 f"{spec.name} (its engine would be fp32 under an int8 name).")
-        stats["metric"] = metric_on_samples(in_path, tmp, evaluation, run_batch, qopt["accept"], source)
+        stats["metric"] = metric_on_samples(in_path, tmp, evaluation, labels, run_batch, judge, source)
     stats.update(seconds=time.perf_counter() - start, nodes=sum(ops.values()),
                  casts=ops.get("Cast", 0), quantize_nodes=ops.get("QuantizeLinear", 0) + ops.get("DynamicQuantizeLinear", 0),
                  dequantize_nodes=ops.get("DequantizeLinear", 0))
@@ -283,14 +298,15 @@ def _op_of(nodes: list[dict[str, str]], name: str) -> str:
     return next((n["op"] for n in nodes if n["node"] == name), "")
 
 
-def metric_on_samples(fp32_path, path, evaluation: dict[str, np.ndarray], batch: int, accept: dict[str, float],
-                      source: dict[str, Any]) -> dict[str, Any]:
-    """The metric of a precision ONNX against the fp32 ONNX it came from, on the evaluation samples."""
-    from .quantize import agreement, run_all, shortfall
+def metric_on_samples(fp32_path, path, evaluation: dict[str, np.ndarray], labels: np.ndarray | None, batch: int,
+                      judge, source: dict[str, Any]) -> dict[str, Any]:
+    """The scores of a precision ONNX against the fp32 ONNX it came from, on the evaluation samples, and what they
+    are judged by. No verdict is stored: the report judges the scores against the thresholds of the day."""
+    from .quantize import run_all
 
-    scores = agreement(run_all(path, evaluation, batch), run_all(fp32_path, evaluation, batch))
-    return {"scores": scores, "accept": accept, "shortfall": shortfall(scores, accept), "met": shortfall(scores, accept) == 0,
-            "samples": source["evaluation_samples"], "data": source["source"], "against": "the fp32 ONNX"}
+    scores = judge.scores(run_all(path, evaluation, batch), run_all(fp32_path, evaluation, batch), evaluation, labels)
+    return {"scores": scores, "judged_by": judge.describe(), "samples": source["evaluation_samples"],
+            "data": source["source"], "against": "the fp32 ONNX"}
 
 
 def read_sensitivity(path: str | Path | None, precision: str) -> list[dict[str, Any]]:
@@ -304,20 +320,22 @@ def read_sensitivity(path: str | Path | None, precision: str) -> list[dict[str, 
 
 def sensitivity_ranking(in_path: str | Path, spec: ModelSpec, variant: Variant, options: dict[str, Any],
                         quantize_options: dict[str, Any] | None, calibration_data: str | None) -> dict[str, Any]:
-    """Every quantizable node ranked by the metric's loss when it alone is quantized (int8-ort-qdq, MinMax,
-    per-channel weights), on the evaluation samples."""
+    """Every quantizable node ranked by the share of the thresholds' margin it uses up when it alone is quantized
+    (int8-ort-qdq, MinMax, per-channel weights), judged by the model's metric (or agreement) on the search samples."""
     from . import quantize as q
 
     qopt = with_defaults("quantize", quantize_options)
-    calibration, evaluation, source = split_inputs(spec, calibration_data, options, qopt, spec.seed)
+    calibration, evaluation, labels, source = split_inputs(spec, calibration_data, options, qopt, spec.seed)
     batch = variant.batch or min(8, source["evaluation_samples"])
     start = time.perf_counter()
-    reference = q.run_all(in_path, evaluation, batch)
+    judge = q.Judge.from_options(qopt)
+    judged_on = q.Evaluation(evaluation, q.run_all(in_path, evaluation, batch), labels)
     with q.ort_quantizer(in_path, whole_batches(calibration, variant.batch), variant.batch or 8, tuple(qopt["op_types"])) as quantizer:
-        rows = q.sensitivity(quantizer, q.recipe("int8-ort-qdq"), evaluation, reference, qopt["accept"])
+        rows = q.sensitivity(quantizer, q.recipe("int8-ort-qdq"), judged_on, judge)
     return {"model": spec.name, "variant": variant.name, "recipe": q.recipe("int8-ort-qdq").describe(),
-            "measure": "the metric when this node alone is quantized (every other node float)",
-            "accept": qopt["accept"], "data": source, "seconds": time.perf_counter() - start, "nodes": rows}
+            "measure": f"{judge.describe()} when this node alone is quantized (every other node float)",
+            "judged_by": judge.describe(), "accept": judge.accept, "data": source,
+            "seconds": time.perf_counter() - start, "nodes": rows}
 
 
 def check_precision(onnx_path: str | Path, spec: ModelSpec, reference_path: str | Path, variant: Variant, precision: str,

@@ -13,8 +13,11 @@ Which quantizer makes a precision is in its name, so that one sweep holds both k
   the same quantizer with that calibration and per-channel (pc) or per-tensor (pt) weights, keeping the k most
   sensitive nodes in float, k grown (1, 2, 4, ... then bisected) until every threshold is met.
 
-The metric compares the quantized ONNX against the fp32 ONNX it came from (itself checked against PyTorch at
-fp32 tolerance by the simplify stage) on evaluation samples that calibration never saw.
+What a candidate is judged by (`Judge`) is the model's task metric and thresholds (`metric`, `accept`: trtpipe.metrics),
+or for a model without them, agreement with the fp32 model and quantize.accept. The search compares the quantized
+ONNX with the fp32 ONNX it came from (itself checked against PyTorch at fp32 tolerance by the simplify stage) on
+search samples: the part of the calibration samples that calibration never saw. The report's pick then judges every
+engine against PyTorch on the held-out samples, which neither calibration nor the search saw.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from . import metrics
 from .errors import TrtpipeError
 
 log = logging.getLogger(__name__)
@@ -180,14 +184,38 @@ def output_cosine(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarra
     return min(float(np.mean(sample_cosines(outputs[n], r))) for n, r in reference.items())
 
 
-def shortfall(scores: dict[str, float], accept: dict[str, float]) -> float:
-    """How far the scores are below their thresholds (0: every threshold met); metrics a model lacks do not count."""
-    return max([accept[k] - v for k, v in scores.items() if k in accept] + [0.0])
+@dataclass(frozen=True)
+class Judge:
+    """What decides whether a quantized model is good enough: the model's task metric and its thresholds
+    (trtpipe.metrics: `metric` and `accept` of the model), or for a model without one, agreement with the fp32 model
+    and quantize.accept. Either way the reference is the fp32 ONNX the model came from, on samples calibration never
+    saw (labels where the samples carry them)."""
 
+    metric: metrics.Metric | None = None  # None: agreement
+    accept: dict[str, Any] = field(default_factory=dict)
 
-def loss(scores: dict[str, float], accept: dict[str, float]) -> float:
-    """The sensitivity measure: the largest drop from perfect agreement among the thresholded metrics."""
-    return max([1.0 - v for k, v in scores.items() if k in accept] or [1.0 - v for v in scores.values()] or [0.0])
+    @classmethod
+    def from_options(cls, quantize_options: dict[str, Any]) -> "Judge":
+        return cls(metrics.Metric.from_config(quantize_options.get("metric")), dict(quantize_options.get("accept") or {}))
+
+    def describe(self) -> str:
+        if self.metric is None:
+            return "agreement with the fp32 model (top-1 for logits, mean cosine otherwise)"
+        return f"the model's {self.metric.task} metric"
+
+    def scores(self, outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
+               labels: np.ndarray | None = None) -> dict[str, float]:
+        if self.metric is None:
+            return agreement(outputs, reference)
+        return metrics.score(self.metric, outputs, reference, inputs, labels, shown_as="quantized model")
+
+    def shortfall(self, scores: dict[str, float]) -> float:
+        return metrics.shortfall(scores, self.accept)
+
+    def unjudged(self, scores: dict[str, float]) -> list[str]:
+        """Thresholds of the model's metric its scores here lack (accuracy needs labels the samples may not carry).
+        Agreement has a threshold per kind of output, and a model has one kind or the other: none is missing."""
+        return sorted(set(self.accept) - set(scores)) if self.metric is not None else []
 
 
 # --- onnxruntime.quantization -------------------------------------------------------------------------
@@ -353,18 +381,32 @@ def ort_quantizer(model_path, calibration, batch, op_types=DEFAULT_OP_TYPES) -> 
         q.close()
 
 
-def sensitivity(q: OrtQuantizer, recipe_: Recipe, evaluation: dict[str, np.ndarray], reference: dict[str, np.ndarray],
-                accept: dict[str, float]) -> list[dict[str, Any]]:
-    """Per quantizable node, the metric when that node alone is quantized; most sensitive first (by the metric's loss,
-    then by how far the outputs moved: the cosine of every output to the fp32 model's)."""
+@dataclass(frozen=True)
+class Evaluation:
+    """The samples a quantized model is judged on and the fp32 model's outputs on them."""
+
+    inputs: dict[str, np.ndarray]
+    reference: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+
+    def scores(self, judge: Judge, path: str | Path, batch: int) -> dict[str, float]:
+        return judge.scores(run_all(path, self.inputs, batch), self.reference, self.inputs, self.labels)
+
+
+def sensitivity(q: OrtQuantizer, recipe_: Recipe, evaluation: Evaluation, judge: Judge) -> list[dict[str, Any]]:
+    """Per quantizable node, the metric when that node alone is quantized; most sensitive first (by the share of the
+    thresholds' margin it uses up, then by how far the outputs moved: the cosine of every output to the fp32
+    model's)."""
+    perfect = judge.scores(evaluation.reference, evaluation.reference, evaluation.inputs, evaluation.labels)
     rows = []
     with tempfile.TemporaryDirectory(prefix="trtpipe-sens-") as tmp:
         path = Path(tmp) / "one.onnx"
         for i, node in enumerate(q.nodes):
             q.quantize(recipe_, path, only=(node["node"],))
-            outputs = run_all(path, evaluation, q.batch)
-            scores = agreement(outputs, reference)
-            rows.append({**node, **scores, "loss": loss(scores, accept), "output_cosine": output_cosine(outputs, reference)})
+            outputs = run_all(path, evaluation.inputs, q.batch)
+            scores = judge.scores(outputs, evaluation.reference, evaluation.inputs, evaluation.labels)
+            rows.append({**node, **scores, "loss": metrics.margin_used(scores, perfect, judge.accept),
+                         "output_cosine": output_cosine(outputs, evaluation.reference)})
             log.info("sensitivity %d/%d %s (%s): %s", i + 1, len(q.nodes), node["node"], node["op"], scores)
     rows.sort(key=lambda r: (-r["loss"], r["output_cosine"], r["node"]))  # ties in the metric: the larger output change first
     for rank, r in enumerate(rows, 1):
@@ -372,8 +414,8 @@ def sensitivity(q: OrtQuantizer, recipe_: Recipe, evaluation: dict[str, np.ndarr
     return rows
 
 
-def grow_float(q: OrtQuantizer, recipe_: Recipe, out_path: str | Path, ranking: list[str], evaluation, reference,
-               accept: dict[str, float], max_float: int) -> dict[str, Any]:
+def grow_float(q: OrtQuantizer, recipe_: Recipe, out_path: str | Path, ranking: list[str], evaluation: Evaluation,
+               judge: Judge, max_float: int) -> dict[str, Any]:
     """Keep the k most sensitive nodes in float, k = 0, 1, 2, 4, ... (at most max_float), then bisect down to the
     smallest k that meets every threshold. Writes that model (or, with none meeting them, the one nearest) to
     out_path; returns what was tried."""
@@ -382,9 +424,9 @@ def grow_float(q: OrtQuantizer, recipe_: Recipe, out_path: str | Path, ranking: 
         def attempt(k: int) -> float:
             path = Path(tmp) / f"k{k}.onnx"
             q.quantize(recipe_, path, keep_float=tuple(ranking[:k]))
-            tried[k] = agreement(run_all(path, evaluation, q.batch), reference)
+            tried[k] = evaluation.scores(judge, path, q.batch)
             log.info("%s keeping %d node(s) in float: %s", recipe_.precision, k, tried[k])
-            return shortfall(tried[k], accept)
+            return judge.shortfall(tried[k])
 
         limit = min(max_float, len(ranking), len(q.nodes) - 1)
         k, met = 0, None
@@ -399,12 +441,13 @@ def grow_float(q: OrtQuantizer, recipe_: Recipe, out_path: str | Path, ranking: 
             low, high = met // 2, met
             while high - low > 1:
                 mid = (low + high) // 2
-                if (shortfall(tried[mid], accept) if mid in tried else attempt(mid)) == 0:
+                if (judge.shortfall(tried[mid]) if mid in tried else attempt(mid)) == 0:
                     high = mid
                 else:
                     low = mid
             met = high
-        chosen = met if met is not None else min(tried, key=lambda j: (shortfall(tried[j], accept), j))
+        chosen = met if met is not None else min(tried, key=lambda j: (judge.shortfall(tried[j]), j))
         shutil.move(str(Path(tmp, f"k{chosen}.onnx")), str(out_path))
     return {"kept_float": ranking[:chosen], "k": chosen, "met": met is not None, "scores": tried[chosen],
-            "shortfall": shortfall(tried[chosen], accept), "tried": {str(j): s for j, s in sorted(tried.items())}}
+            "shortfall": judge.shortfall(tried[chosen]), "judged_by": judge.describe(),
+            "unjudged": judge.unjudged(tried[chosen]), "tried": {str(j): s for j, s in sorted(tried.items())}}

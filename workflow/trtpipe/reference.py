@@ -88,7 +88,12 @@ def make_reference(spec: ModelSpec, checkpoint: str | None, batches: list[int], 
         log.info("reference %s: %s -> %s", case["id"], describe(inputs),
                  ", ".join(f"{n} {'x'.join(map(str, a.shape))}" for n, a in zip(output_names, outputs)))
     if len(failures) == len(cases):
-        raise failures[0]
+        from .causes import hardcoded_batch_error
+
+        tried = sorted({c["batch"] for c in cases})
+        hardcoded = hardcoded_batch_error(model, spec, set(tried), failures[0],
+                                          f"every batch this sweep runs ({', '.join(map(str, tried))})")
+        raise hardcoded or failures[0]
     refuse_nonfinite(spec, model, checkpoint, cases, arrays, output_names)
     refuse_batch_mismatch(spec, cases, arrays, output_names)
     constant = input_independent(spec, cases, arrays, output_names)

@@ -32,6 +32,10 @@ TEXT_SUFFIXES = (".txt", ".text", ".lines")
 TOKENIZER_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 
 
+# The labels' array in a calibration file trtpipe writes (beside one array per input): not an input name anyone uses
+CALIBRATION_LABELS = "__labels__"
+
+
 @dataclass
 class SampleSet:
     inputs: dict[str, np.ndarray]

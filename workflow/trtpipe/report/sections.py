@@ -447,7 +447,7 @@ def reduced_precision_pick(doc: Doc, m: ModelContext) -> None:
     plot = m.ctx.plots.get(m.model)  # its plot is beside the latency plot (none: nothing was timed)
     if plot is not None:
         pick.section(doc, m.model, m.ctx.bench, m.ctx.precisions, m.ctx.sensitivity.get(m.model),
-                     m.ctx.inputs.accept.get(m.model), Path(plot).parent)
+                     m.ctx.inputs.accept.get(m.model), Path(plot).parent, m.ctx.accuracy)
 
 
 def simplification(doc: Doc, m: ModelContext) -> None:

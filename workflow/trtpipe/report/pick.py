@@ -185,7 +185,8 @@ def section(doc, model: str, bench: pd.DataFrame, precision_stats: list[dict[str
     doc.p(sentence(pick(rows), accept))
     if sorted(set(rows["data"]) - {""}) == ["random"]:
         doc.p("The metric here was measured on seeded random inputs, not on your data: give models."
-              f"{model}.calibration_data (real samples; one part calibrates, the rest evaluates) before trusting it.")
+              f"{model}.samples and a metric (README: Accuracy on your data; the samples then calibrate, steer the "
+              "search and judge every engine, each on its own part) before trusting it.")
     rows = rows.sort_values("median_ms")
     table = rows.assign(
         engine=[_engine(r) for r in rows.to_dict("records")], median_ms=rows["median_ms"].map(lambda v: f"{v:.3g}"),

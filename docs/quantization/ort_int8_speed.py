@@ -77,10 +77,11 @@ def transformer_fused(src: str, dst: Path) -> str:
     return str(dst)
 
 
-def static(src: str, dst: Path, calibration, fmt=QuantFormat.QDQ, reduce_range=False, per_channel=True) -> str:
+def static(src: str, dst: Path, calibration, fmt=QuantFormat.QDQ, reduce_range=False, per_channel=True,
+           activations=QuantType.QUInt8) -> str:
     """onnxruntime.quantization static int8 with trtpipe's int8-ort-qdq settings unless told otherwise."""
     quantize_static(src, str(dst), q._Reader(calibration, 8), quant_format=fmt, op_types_to_quantize=list(q.DEFAULT_OP_TYPES),
-                    per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                    per_channel=per_channel, reduce_range=reduce_range, activation_type=activations,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                     calibration_providers=["CPUExecutionProvider"], extra_options={"MatMulConstBOnly": True})
     return str(dst)
@@ -119,6 +120,8 @@ def variants(work: Path, tmp: Path, calibration) -> dict[str, tuple[str, str]]:
         "int8-ort-dyn-pc (trtpipe)": (trtpipe_made(sim, tmp / "t-dyn-pc.onnx", "int8-ort-dyn-pc", calibration),
                                       "trtpipe.quantize, dynamic with per-channel weights (the search's pick, k = 0)"),
         "qdq sim Gemm->MatMul": (static(pre_sim_mm, tmp / "qdq-sim-mm.onnx", calibration), "static QDQ after gemm_to_matmul"),
+        "qdq sim S8S8": (static(pre_sim, tmp / "qdq-sim-s8.onnx", calibration, activations=QuantType.QInt8),
+                         "static QDQ, int8 activations (ONNX Runtime's documented default)"),
         "qdq sim per-tensor": (static(pre_sim, tmp / "qdq-sim-pt.onnx", calibration, per_channel=False),
                                "static QDQ, per-tensor weights"),
         "qdq sim reduce_range": (static(pre_sim, tmp / "qdq-sim-rr.onnx", calibration, reduce_range=True), "static QDQ, 7-bit weights"),

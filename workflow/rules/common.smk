@@ -265,7 +265,7 @@ def metric_json(w):
 
 
 def metric_input(w):
-    """A user's metric file: editing it reruns the evaluation jobs."""
+    """A user's metric file: editing it reruns the evaluation jobs, the sensitivity ranking and the search candidates."""
     metric = SWEEP.metric(w.model)
     path = metric.task.rpartition(":")[0] if metric and metric.is_hook else None
     return [path] if path and os.path.exists(path) else []

@@ -97,7 +97,8 @@ def test_calibration_data_from_file(sweep, tmp_path):
     np.savez(path, features=np.random.randn(10, 6).astype(np.float64), category=np.arange(10) % 5)
     arrays, source = calibration_inputs(spec, 4, str(path), 32, 0)
     # half calibrates, the other half is kept for evaluation (calibration and evaluation never share a sample)
-    assert source == {"source": "data", "path": str(path), "samples": 5, "evaluation_samples": 5}
+    assert source == {"source": "data", "path": str(path), "samples": 5, "evaluation_samples": 5,
+                      "labelled": False}
     assert arrays["features"].shape == (4, 6) and arrays["features"].dtype == np.float32  # a multiple of the static batch
     arrays, _ = calibration_inputs(spec, None, str(path), 32, 0)
     assert arrays["category"].shape == (5,)

@@ -297,19 +297,22 @@ def test_config_mistake_stops_before_any_job(tmp_path):
 
 def test_interrupted_run_resumes_without_redoing_finished_work(tmp_path):
     workdir = copy_workflow(tmp_path, tiny_config())
-    # its own session, so that Ctrl-C can reach the whole process group, as a terminal sends it
-    proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    # Its output goes to a file: a pipe nobody reads while the test waits fills up, Snakemake then blocks writing a
+    # log line, and a Ctrl-C landing there is swallowed by its log handler (the run went on to rc 0). Its own session,
+    # so that Ctrl-C can reach the whole process group, as a terminal sends it.
+    log = open(tmp_path / "snakemake.log", "w+")
+    proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2"], cwd=workdir, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     engines = workdir / "results/tiny_text/engines/onnxruntime"
     deadline = time.time() + 600
     while not list(engines.glob("*.json")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, "the run finished before it could be interrupted"
-    # Ctrl-C to Snakemake and its running jobs alike: they stop, and their outputs are deleted. (Sent to Snakemake
-    # alone, a signal landing while it writes a log line is swallowed by its log handler and the run goes on.)
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=300)
-    assert proc.returncode != 0
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C to Snakemake and its running jobs alike: their outputs are deleted
+    proc.wait(timeout=300)
+    log.seek(0)
+    assert proc.returncode != 0, log.read()[-4000:]
+    log.close()
     assert not list((workdir / "results").rglob("*.tmp"))
     remaining = dry_run_jobs(workdir)
     assert "reference" not in remaining and "checkpoint" not in remaining and remaining.get("summary") == 1

@@ -125,8 +125,14 @@ def test_digits_search_and_pick_judge_by_the_task_metric_on_three_splits(tmp_pat
     report = (results / "summary/report.md").read_text()
     part = report.split("### Reduced precision: accuracy and the pick")[1].split("\n### ")[0]
     pick_line = next(line for line in part.splitlines() if line.startswith(("Pick at batch", "No engine meets")))
-    assert "against PyTorch on 733 held-out samples (samples.npz: 733 held-out of 797, 64 for calibration)" in pick_line \
-        or "no reduced-precision engine is both faster" in pick_line
+    # the sentence follows the table: a reduced engine faster than fp32 that meets the thresholds is named with its
+    # held-out score, else fp32 is picked and says why
+    rows = [line.split(" | ") for line in part.splitlines() if line.startswith("| onnxruntime dynamic int8-ort-qdq")]
+    faster = any(float(r[3].rstrip("x")) > 1.0 and r[-1].startswith("meets") for r in rows)
+    if faster:
+        assert "against PyTorch on 733 held-out samples (samples.npz: 733 held-out of 797, 64 for calibration)" in pick_line
+    else:
+        assert "fp32 latency" in pick_line and "no reduced-precision engine is both faster" in pick_line
     assert "| rank | node | op | loss | accuracy_delta | top1_agreement |" in part
     int8 = next(line for line in part.splitlines() if line.startswith("| onnxruntime dynamic int8-ort-qdq latency |"))
     assert "accuracy_delta" in int8 and "| 733 |" in int8  # its own scores on the held-out images, not the search's
